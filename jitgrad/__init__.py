@@ -1,0 +1,16 @@
+"""jitgrad: trace a NumPy function once, derive its reverse-mode adjoint as IR, and compile the
+forward and backward passes into fused Numba loops, cached per input signature.
+
+The pipeline, one module per stage:
+    trace.py (user function -> IR) -> ir.py -> ad.py (reverse mode, IR -> IR)
+    -> fuse.py (loop nests) -> codegen.py (Numba source) -> compile.py (cached kernel) -> api.py
+"""
+
+from . import numpy  # noqa: F401  (registers jitgrad.numpy, which tracers dispatch to)
+from .api import Explanation, explain, grad, jit_grad, value_and_grad
+from .errors import (ArgumentError, JitgradError, JitgradInternalError, ShapeError,
+                     TracingError)
+
+__version__ = "0.1.0"
+__all__ = ["grad", "value_and_grad", "jit_grad", "explain", "Explanation", "JitgradError",
+           "TracingError", "ShapeError", "ArgumentError", "JitgradInternalError"]

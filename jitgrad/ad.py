@@ -1,0 +1,224 @@
+"""Reverse mode as an IR-to-IR transform.
+
+`value_and_grad_graph` replays a traced graph inside a new trace and then walks its statements
+backwards, calling each primitive's VJP rule.  The rules are written with `jitgrad.numpy`, so
+they emit IR: the backward pass is ordinary IR that fuses, prints and compiles like the forward
+pass, and can itself be differentiated.
+"""
+
+from __future__ import annotations
+
+import numpy as onp
+
+from . import numpy as np
+from .errors import JitgradInternalError
+from .ir import Graph, Lit, Var
+from .primitives import COMPARE, Prim
+from .trace import Trace, Tracer, bind, full
+
+VJPS: dict = {}
+# Piecewise constant or boolean-valued: no gradient flows through them.
+NONDIFFERENTIABLE = COMPARE | {Prim.sign, Prim.full}
+
+
+class Scatter:
+    """A cotangent that is zero except for `g` at `index`: what the adjoint of a slice gives.
+    The driver adds it into the accumulated cotangent in place of materialising the zeros."""
+
+    __slots__ = ("g", "index")
+
+    def __init__(self, g, index):
+        self.g, self.index = g, index
+
+
+def defvjp(prim: Prim, *rules) -> None:
+    """Register one rule per operand: `rule(g, ans, *operands, **params)` -> cotangent."""
+    VJPS[prim] = rules
+
+
+def unbroadcast(g, shape):
+    """Fit cotangent `g` to an operand of `shape`: sum over the axes broadcasting added or
+    stretched, or broadcast a smaller `g` up."""
+    gshape = onp.shape(g) if not isinstance(g, Tracer) else g.shape
+    if tuple(gshape) == tuple(shape):
+        return g
+    lead = len(gshape) - len(shape)
+    if lead > 0:
+        g = np.sum(g, axis=tuple(range(lead)))
+        gshape = gshape[lead:]
+    stretched = tuple(d for d, n in enumerate(shape)
+                      if n == 1 and len(gshape) == len(shape) and gshape[d] != 1)
+    if stretched:
+        g = np.sum(g, axis=stretched, keepdims=True)
+    return np.broadcast_to(g, shape)
+
+
+# ------------------------------------------------------------------------------------------------
+# Elementwise
+# ------------------------------------------------------------------------------------------------
+
+defvjp(Prim.neg, lambda g, ans, x: -g)
+defvjp(Prim.exp, lambda g, ans, x: g * ans)
+defvjp(Prim.log, lambda g, ans, x: g / x)
+defvjp(Prim.log1p, lambda g, ans, x: g / (x + 1.0))
+defvjp(Prim.expm1, lambda g, ans, x: g * (ans + 1.0))
+defvjp(Prim.sqrt, lambda g, ans, x: g * 0.5 / ans)
+defvjp(Prim.sin, lambda g, ans, x: g * np.cos(x))
+defvjp(Prim.cos, lambda g, ans, x: -g * np.sin(x))
+defvjp(Prim.tan, lambda g, ans, x: g / np.cos(x) ** 2)
+defvjp(Prim.tanh, lambda g, ans, x: g * (1.0 - ans ** 2))
+defvjp(Prim.sinh, lambda g, ans, x: g * np.cosh(x))
+defvjp(Prim.cosh, lambda g, ans, x: g * np.sinh(x))
+defvjp(Prim.arcsin, lambda g, ans, x: g / np.sqrt(1.0 - x ** 2))
+defvjp(Prim.arccos, lambda g, ans, x: -g / np.sqrt(1.0 - x ** 2))
+defvjp(Prim.arctan, lambda g, ans, x: g / (1.0 + x ** 2))
+defvjp(Prim.abs, lambda g, ans, x: g * np.sign(x))
+defvjp(Prim.convert, lambda g, ans, x, dtype: g)
+
+defvjp(Prim.add, lambda g, ans, x, y: g, lambda g, ans, x, y: g)
+defvjp(Prim.sub, lambda g, ans, x, y: g, lambda g, ans, x, y: -g)
+defvjp(Prim.mul, lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x)
+defvjp(Prim.div, lambda g, ans, x, y: g / y, lambda g, ans, x, y: -g * x / y ** 2)
+
+
+def _pow_base(g, ans, x, y):
+    return g * y * x ** (y - 1.0) if not _is_two(y) else g * (2.0 * x)
+
+
+def _pow_exponent(g, ans, x, y):
+    # log(0) would give 0 * -inf = nan where the true partial is 0 (autograd does the same).
+    return g * np.log(np.where(x == 0.0, 1.0, x)) * ans
+
+
+def _is_two(y) -> bool:
+    return isinstance(y, (int, float)) and y == 2
+
+
+defvjp(Prim.pow, _pow_base, _pow_exponent)
+
+
+def _balanced_eq(x, z, y):
+    # 1 where x is the winner, 1/2 on a tie: a tie's gradient is split evenly, as in autograd.
+    return (x == z) / (1.0 + (x == y))
+
+
+defvjp(Prim.maximum, lambda g, ans, x, y: g * _balanced_eq(x, ans, y),
+       lambda g, ans, x, y: g * _balanced_eq(y, ans, x))
+defvjp(Prim.minimum, lambda g, ans, x, y: g * _balanced_eq(x, ans, y),
+       lambda g, ans, x, y: g * _balanced_eq(y, ans, x))
+defvjp(Prim.where, None,
+       lambda g, ans, c, x, y: np.where(c, g, 0.0),
+       lambda g, ans, c, x, y: np.where(c, 0.0, g))
+
+# ------------------------------------------------------------------------------------------------
+# Reductions
+# ------------------------------------------------------------------------------------------------
+
+
+def _repeat_to_match(g, shape, axes, keepdims):
+    if not keepdims and isinstance(g, Tracer):
+        g = np.reshape(g, tuple(1 if d in axes else n for d, n in enumerate(shape)))
+    return np.broadcast_to(g, shape)
+
+
+def _sum_vjp(g, ans, x, axes, keepdims):
+    return _repeat_to_match(g, x.shape, axes, keepdims)
+
+
+def _chooser_vjp(g, ans, x, axes, keepdims):
+    # The gradient goes to the elements equal to the extremum, split evenly among ties.
+    ans = _repeat_to_match(ans, x.shape, axes, keepdims)
+    winners = x == ans
+    count = np.sum(winners, axis=axes, keepdims=True)
+    return _repeat_to_match(g, x.shape, axes, keepdims) * winners / count
+
+
+defvjp(Prim.reduce_sum, _sum_vjp)
+defvjp(Prim.reduce_max, _chooser_vjp)
+defvjp(Prim.reduce_min, _chooser_vjp)
+
+# ------------------------------------------------------------------------------------------------
+# Shapes
+# ------------------------------------------------------------------------------------------------
+
+defvjp(Prim.broadcast_to, lambda g, ans, x, shape: unbroadcast(g, x.shape))
+defvjp(Prim.slice, lambda g, ans, x, index: Scatter(g, index))
+defvjp(Prim.transpose, lambda g, ans, x, perm: np.transpose(g, tuple(onp.argsort(perm))))
+defvjp(Prim.reshape, lambda g, ans, x, shape: np.reshape(g, x.shape))
+defvjp(Prim.add_into, lambda g, ans, base, u, index: g,
+       lambda g, ans, base, u, index: bind(Prim.slice, g, index=index))
+
+# ------------------------------------------------------------------------------------------------
+# Linear algebra
+# ------------------------------------------------------------------------------------------------
+
+defvjp(Prim.matmul, lambda g, ans, a, b: np.matmul(g, np.transpose(b)),
+       lambda g, ans, a, b: np.matmul(np.transpose(a), g))
+
+# ------------------------------------------------------------------------------------------------
+# The driver
+# ------------------------------------------------------------------------------------------------
+
+
+def value_and_grad_graph(graph: Graph, const_values, wrt: tuple[int, ...]) -> tuple[Graph, list]:
+    """A graph returning graph.outputs[0] followed by its gradient with respect to each of
+    graph.inputs[i] for i in `wrt`, and the new graph's constant values."""
+    trace = Trace(graph.name)
+    with trace:
+        env: dict[Var, object] = {}
+        for v in graph.inputs:
+            env[v] = trace.new_input(v.shape, v.dtype)
+        for v, value in zip(graph.consts, const_values):
+            env[v] = Tracer(trace, trace.const(value))
+
+        def read(a):
+            return a.value if isinstance(a, Lit) else env[a]
+
+        for stmt in graph.stmts:
+            env[stmt.out] = bind(stmt.prim, *map(read, stmt.inputs), **stmt.params)
+
+        (y, *_) = graph.outputs
+        active = _active_vars(graph, wrt)
+        cotangents: dict[Var, object] = {}
+        if isinstance(y, Var) and y in active:
+            cotangents[y] = 1.0 if y.shape == () else full(y.shape, 1.0, y.dtype)
+        for stmt in reversed(graph.stmts):
+            g = cotangents.pop(stmt.out, None)
+            if g is None:
+                continue
+            rules = VJPS[stmt.prim]
+            args = [read(a) for a in stmt.inputs]
+            for i, a in enumerate(stmt.inputs):
+                if isinstance(a, Var) and a in active:
+                    contribution = rules[i](g, read(stmt.out), *args, **stmt.params)
+                    _accumulate(cotangents, a, contribution)
+        grads = []
+        for i in wrt:
+            v = graph.inputs[i]
+            g = cotangents.get(v)
+            grads.append(full(v.shape, 0.0, v.dtype) if g is None else unbroadcast(g, v.shape))
+        out = trace.finish([read(y)] + grads)
+    return out, trace.const_values
+
+
+def _accumulate(cotangents: dict, var: Var, contribution) -> None:
+    old = cotangents.get(var)
+    if isinstance(contribution, Scatter):
+        base = full(var.shape, 0.0, var.dtype) if old is None else old
+        cotangents[var] = bind(Prim.add_into, base, contribution.g, index=contribution.index)
+        return
+    contribution = unbroadcast(contribution, var.shape)
+    cotangents[var] = contribution if old is None else old + contribution
+
+
+def _active_vars(graph: Graph, wrt) -> set[Var]:
+    """Float variables that depend on a differentiated input: the only ones with cotangents."""
+    active = {graph.inputs[i] for i in wrt}
+    for stmt in graph.stmts:
+        if stmt.prim in NONDIFFERENTIABLE:
+            continue
+        if any(isinstance(a, Var) and a in active for a in stmt.inputs):
+            active.update(v for v in stmt.outs if v.dtype.kind == "f")
+    if any(p not in VJPS for p in {s.prim for s in graph.stmts}):
+        raise JitgradInternalError("a primitive has no VJP rule")
+    return active

@@ -1,0 +1,330 @@
+"""Code generation: a schedule becomes the Python source of one Numba kernel.
+
+Each loop nest computes, per element, the values its sinks need: one local per (value, index)
+pair, so a value that both the forward and the backward pass read is computed once per element.
+Views (broadcasts, slices, transposes, unit-dim reshapes) become index arithmetic.  A value that
+depends only on the outer loop indices is computed in the outer loop.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from .errors import JitgradInternalError
+from .fuse import Call, Loop, Schedule, Sink, is_unit_reshape
+from .ir import Lit, Span, Var, format_graph, format_stmt
+from .primitives import ELEMENTWISE, Prim, numpy_index
+
+CODE = {
+    Prim.neg: "-{0}", Prim.exp: "np.exp({0})", Prim.log: "np.log({0})",
+    Prim.log1p: "np.log1p({0})", Prim.expm1: "np.expm1({0})", Prim.sqrt: "np.sqrt({0})",
+    Prim.sin: "np.sin({0})", Prim.cos: "np.cos({0})", Prim.tan: "np.tan({0})",
+    Prim.tanh: "np.tanh({0})", Prim.sinh: "np.sinh({0})", Prim.cosh: "np.cosh({0})",
+    Prim.arcsin: "np.arcsin({0})", Prim.arccos: "np.arccos({0})", Prim.arctan: "np.arctan({0})",
+    Prim.abs: "abs({0})", Prim.sign: "np.sign({0})",
+    Prim.add: "{0} + {1}", Prim.sub: "{0} - {1}", Prim.mul: "{0} * {1}", Prim.div: "{0} / {1}",
+    Prim.maximum: "np.maximum({0}, {1})", Prim.minimum: "np.minimum({0}, {1})",
+    Prim.lt: "{0} < {1}", Prim.le: "{0} <= {1}", Prim.gt: "{0} > {1}", Prim.ge: "{0} >= {1}",
+    Prim.eq: "{0} == {1}", Prim.ne: "{0} != {1}",
+    Prim.where: "{1} if {0} else {2}",
+}
+
+
+def _pow_code(x: str, y) -> str:
+    # Small literal exponents as products: exact for squares, and far faster than pow().
+    if isinstance(y, Lit):
+        if y.value == 2:
+            return f"{x} * {x}"
+        if y.value == 3:
+            return f"{x} * {x} * {x}"
+        if y.value == 0.5:
+            return f"np.sqrt({x})"
+        if y.value == -1:
+            return f"1.0 / {x}"
+    return None
+
+
+def dtype_code(dtype: np.dtype) -> str:
+    return "np.bool_" if dtype.kind == "b" else f"np.{dtype.name}"
+
+
+def literal(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return repr(bool(value))
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "np.nan"
+        if math.isinf(value):
+            return "np.inf" if value > 0 else "(-np.inf)"
+    text = repr(value)
+    return f"({text})" if text.startswith("-") else text
+
+
+def shape_code(shape) -> str:
+    return "(" + "".join(f"{n}, " for n in shape).rstrip(" ") + ")"
+
+
+def _affine(start: int, step: int, index: str) -> str:
+    if index.isdigit():
+        return str(start + step * int(index))
+    term = index if " " not in index else f"({index})"
+    if step != 1:
+        term = f"{term} * {step}" if step > 0 else f"-{term} * {-step}" if step != -1 else f"-{term}"
+    if start == 0:
+        return term
+    return f"{start} + {term}" if term.startswith("-") else f"{term} + {start}"
+
+
+def _broadcast_index(index: tuple, out_shape, in_shape) -> tuple:
+    lead = len(out_shape) - len(in_shape)
+    return tuple("0" if n == 1 else index[lead + j] for j, n in enumerate(in_shape))
+
+
+def view_index(stmt, index: tuple) -> tuple:
+    """The operand index a view statement's element `index` reads."""
+    x = stmt.inputs[0]
+    if stmt.prim is Prim.broadcast_to:
+        return _broadcast_index(index, stmt.out.shape, x.shape)
+    if stmt.prim is Prim.slice:
+        it = iter(index)
+        return tuple(_affine(s.start, s.step, next(it)) if isinstance(s, Span) else str(s)
+                     for s in stmt.params["index"])
+    if stmt.prim is Prim.transpose:
+        out = [None] * x.ndim
+        for d, p in enumerate(stmt.params["perm"]):
+            out[p] = index[d]
+        return tuple(out)
+    if is_unit_reshape(stmt):
+        kept = iter(i for i, n in zip(index, stmt.out.shape) if n != 1)
+        return tuple("0" if n == 1 else next(kept) for n in x.shape)
+    raise JitgradInternalError(f"not a view: {format_stmt(stmt)}")
+
+
+def _depth(index: tuple) -> int:
+    levels = [int(m) for i in index for m in re.findall(r"\bi(\d+)\b", i)]
+    return max(levels) + 1 if levels else 0
+
+
+class _LoopBody:
+    """Writes one loop nest's per-element code, computing each (value, index) once."""
+
+    def __init__(self, schedule: Schedule, depth: int):
+        self.schedule = schedule
+        self.lines: list[list[str]] = [[] for _ in range(depth + 1)]
+        self.memo: dict = {}
+        self.names: dict[Var, int] = {}
+
+    def _name(self, var: Var) -> str:
+        n = self.names.get(var, 0)
+        self.names[var] = n + 1
+        return f"s{var.id}" if n == 0 else f"s{var.id}_{n}"
+
+    def value(self, atom, index: tuple) -> tuple[str, int]:
+        """(expression, loop depth it needs) of `atom` at `index`."""
+        if isinstance(atom, Lit):
+            return literal(atom.value), 0
+        key = (atom, index)
+        if key in self.memo:
+            return self.memo[key]
+        if atom in self.schedule.materialized:
+            if atom.ndim == 0:
+                result = (atom.name, 0)
+            else:
+                result = self._assign(atom, f"{atom.name}[{', '.join(index)}]", _depth(index))
+        else:
+            result = self.compute(self.schedule.producers[atom], index)
+        self.memo[key] = result
+        return result
+
+    def compute(self, stmt, index: tuple) -> tuple[str, int]:
+        """(expression, depth) of a fusible statement's result at `index`."""
+        if stmt.prim not in ELEMENTWISE:
+            return self.value(stmt.inputs[0], view_index(stmt, index))
+        args = [self.value(a, _broadcast_index(index, stmt.out.shape, a.shape))
+                for a in stmt.inputs]
+        depth = max((d for _, d in args), default=0)
+        return self._assign(stmt.out, self._expr(stmt, [e for e, _ in args]), depth)
+
+    def _assign(self, var: Var, expr: str, depth: int) -> tuple[str, int]:
+        name = self._name(var)
+        self.lines[depth].append(f"{name} = {expr}")
+        return name, depth
+
+    @staticmethod
+    def _expr(stmt, args: list[str]) -> str:
+        if stmt.prim is Prim.pow:
+            return _pow_code(args[0], stmt.inputs[1]) or f"{args[0]} ** {args[1]}"
+        if stmt.prim is Prim.convert:
+            dtype = stmt.params["dtype"]
+            return f"({args[0]} != 0)" if dtype.kind == "b" else f"{dtype_code(dtype)}({args[0]})"
+        return CODE[stmt.prim].format(*args)
+
+
+class KernelWriter:
+    def __init__(self, schedule: Schedule):
+        self.schedule = schedule
+        self.lines: list[str] = []
+
+    def out(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+    def write(self, name: str, header: str) -> str:
+        graph = self.schedule.graph
+        params = ", ".join(v.name for v in graph.inputs + graph.consts)
+        self.lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+        self.lines += ["import numpy as np", "import numba", "", "",
+                       '@numba.njit(cache=True, error_model="numpy", '
+                       'fastmath={"reassoc", "contract"})',
+                       f"def {name}({params}):"]
+        for step in self.schedule.steps:
+            if isinstance(step, Loop):
+                self.loop(step)
+            else:
+                self.call(step)
+        self.out(1, "return (" + "".join(f"{r}, " for r in self.results()).rstrip(" ") + ")")
+        return "\n".join(self.lines) + "\n"
+
+    def results(self) -> list[str]:
+        graph, out = self.schedule.graph, []
+        arguments = set(graph.inputs) | set(graph.consts)
+        for a in graph.outputs:
+            if isinstance(a, Lit):
+                out.append(literal(a.value))
+                continue
+            stmt = self.schedule.producers.get(a)
+            aliased = a in arguments or (stmt is not None and stmt.prim is Prim.reshape
+                                         and not is_unit_reshape(stmt))
+            copy = a.ndim > 0 and (aliased or a.name in out)
+            out.append(f"{a.name}.copy()" if copy else a.name)
+        return out
+
+    # --- steps outside loops ------------------------------------------------------------------
+    def call(self, step: Call) -> None:
+        stmt = step.stmt
+        x = stmt.inputs[0] if stmt.inputs else None
+        if stmt.prim is Prim.transpose:
+            perm = stmt.params["perm"]
+            rhs = f"{x.name}.T" if perm == (1, 0) else f"np.transpose({x.name}, {perm})"
+        elif stmt.prim is Prim.slice:
+            rhs = f"{x.name}[{', '.join(map(_slice_code, numpy_index(stmt.params['index'])))}]"
+        elif stmt.prim is Prim.matmul:
+            a, b = (self._float(v, stmt.out.dtype) for v in stmt.inputs)
+            rhs = f"np.dot({a}, {b})"
+        elif stmt.prim is Prim.full:
+            p = stmt.params
+            shape, dt = shape_code(p["shape"]), dtype_code(p["dtype"])
+            rhs = (f"np.zeros({shape}, {dt})" if p["value"] == 0
+                   else f"np.full({shape}, {literal(p['value'])}, {dt})")
+        elif stmt.prim is Prim.reshape:
+            rhs = f"np.ascontiguousarray({x.name}).reshape({shape_code(stmt.out.shape)})"
+        else:
+            raise JitgradInternalError(f"no code for {format_stmt(stmt)}")
+        self.out(1, f"{stmt.out.name} = {rhs}  # {format_stmt(stmt)}")
+
+    @staticmethod
+    def _float(var, dtype) -> str:
+        if isinstance(var, Lit):
+            return literal(var.value)
+        return var.name if var.dtype == dtype else f"{var.name}.astype({dtype_code(dtype)})"
+
+    # --- loop nests ---------------------------------------------------------------------------
+    def loop(self, loop: Loop) -> None:
+        space, k = loop.space, len(loop.space)
+        body = _LoopBody(self.schedule, k)
+        post: list[list[str]] = [[] for _ in range(k + 1)]
+        index = tuple(f"i{d}" for d in range(k))
+        described = []
+        for sink in loop.sinks:
+            described.append(self.sink(sink, body, post, index))
+        self.out(1, f"# loop over {space}: " + "; ".join(described))
+
+        def emit(d: int) -> None:
+            for line in body.lines[d]:
+                self.out(1 + d, line)
+            if d < k:
+                self.out(1 + d, f"for i{d} in range({space[d]}):")
+                emit(d + 1)
+                for line in post[d]:
+                    self.out(1 + d, line)
+
+        emit(0)
+
+    def sink(self, sink: Sink, body: _LoopBody, post, index) -> str:
+        k, var = len(index), sink.var
+        inner = body.lines[k]
+        if sink.kind == "store":
+            stmt = self.schedule.producers[var]
+            value, _ = body.compute(stmt, index)
+            if var.ndim == 0:
+                inner.append(f"{var.name} = {value}")
+            else:
+                self.out(1, f"{var.name} = np.empty({shape_code(var.shape)}, "
+                            f"{dtype_code(var.dtype)})")
+                inner.append(f"{var.name}[{', '.join(index)}] = {value}")
+            return f"store {var.name}"
+        stmt = sink.stmt
+        if sink.kind == "scatter":
+            base, update = stmt.inputs
+            self.out(1, f"{var.name} = {base.name}" + ("" if sink.inplace else ".copy()"))
+            value, _ = body.value(update, index)
+            it = iter(index)
+            target = [_affine(s.start, s.step, next(it)) if isinstance(s, Span) else str(s)
+                      for s in stmt.params["index"]]
+            inner.append(f"{var.name}[{', '.join(target)}] += {value}")
+            return f"{var.name} = {format_stmt(stmt).split(' = ', 1)[1]}"
+        return self.reduction(sink, body, post, index)
+
+    def reduction(self, sink: Sink, body: _LoopBody, post, index) -> str:
+        stmt, var = sink.stmt, sink.var
+        k = len(index)
+        axes, keepdims = stmt.params["axes"], stmt.params["keepdims"]
+        value, _ = body.value(stmt.inputs[0], index)
+        dtype = var.dtype
+        if stmt.prim is Prim.reduce_sum:
+            init = "0.0" if dtype.kind == "f" else "0"
+            update = "{acc} += {v}"
+        else:
+            is_max = stmt.prim is Prim.reduce_max
+            if dtype.kind == "f":
+                init = "-np.inf" if is_max else "np.inf"
+            else:
+                info = np.iinfo(dtype) if dtype.kind in "iu" else None
+                init = str(info.min if is_max else info.max) if info else str(not is_max)
+            fn = "np.maximum" if is_max else "np.minimum"
+            update = "{acc} = " + fn + "({acc}, {v})"
+        out_index = [("0" if keepdims else None) if d in axes else index[d] for d in range(k)]
+        out_index = [i for i in out_index if i is not None]
+        r = k - len(axes)
+        if axes == tuple(range(r, k)):
+            # Reduced axes innermost: accumulate in a local, store once per outer element.
+            acc = f"acc{var.id}"
+            body.lines[r].append(f"{acc} = {init}")
+            body.lines[k].append(update.format(acc=acc, v=value))
+            if var.ndim == 0:
+                post[r].append(f"{var.name} = {acc}")
+            else:
+                self.out(1, f"{var.name} = np.empty({shape_code(var.shape)}, {dtype_code(dtype)})")
+                post[r].append(f"{var.name}[{', '.join(out_index)}] = {acc}")
+        else:
+            self.out(1, f"{var.name} = np.full({shape_code(var.shape)}, {init}, "
+                        f"{dtype_code(dtype)})")
+            target = f"{var.name}[{', '.join(out_index)}]"
+            body.lines[k].append(update.format(acc=target, v=value))
+        return f"{var.name} = {format_stmt(stmt).split(' = ', 1)[1]}"
+
+
+def _slice_code(s) -> str:
+    if isinstance(s, slice):
+        text = f"{'' if s.start is None else s.start}:{'' if s.stop is None else s.stop}"
+        return text + (f":{s.step}" if s.step not in (None, 1) else "")
+    return str(s)
+
+
+def generate(schedule: Schedule, name: str = "kernel", note: str = "") -> str:
+    """The Python source of a Numba kernel computing the schedule's graph."""
+    header = (f"Generated by jitgrad{': ' + note if note else ''}. Do not edit.\n\n"
+              + format_graph(schedule.graph) + "\n")
+    return KernelWriter(schedule).write(name, header)

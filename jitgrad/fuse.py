@@ -1,0 +1,183 @@
+"""Fusion: decide which values exist as arrays and group the work into loop nests.
+
+Elementwise statements and the views between them (broadcasts, slices, transposes, unit-dim
+reshapes) are never materialised unless they must be: a loop nest computes them per element,
+reading through views by index arithmetic.  Work enters a loop nest as a *sink*:
+
+  - `store`:   write an elementwise value that must exist as an array (a kernel output, a matrix
+               product's operand, ...);
+  - `reduce`:  a sum/max/min over the nest's iteration space;
+  - `scatter`: `add_into`, the adjoint of a slice, accumulated in place.
+
+Sinks over the same iteration space share one nest when none reads what another writes, so a
+forward reduction and the backward pass that follows it (Rosenbrock: the loss, and both slices'
+contributions to the gradient) become a single loop.  Everything else (matrix products, general
+reshapes, allocations) is a `call` step between nests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .ir import Graph, Stmt, Var
+from .primitives import ELEMENTWISE, REDUCE, Prim
+
+
+@dataclass
+class Sink:
+    kind: str  # "store" | "reduce" | "scatter"
+    stmt: Stmt | None  # the reduce or add_into statement; None for a store
+    var: Var  # the value it produces
+    inplace: bool = True  # scatter: accumulate into base's buffer (else into a copy)
+
+    @property
+    def space(self) -> tuple[int, ...]:
+        if self.kind == "store":
+            return self.var.shape
+        return self.stmt.inputs[0].shape if self.kind == "reduce" else self.stmt.inputs[1].shape
+
+
+@dataclass
+class Loop:
+    space: tuple[int, ...]
+    sinks: list[Sink] = field(default_factory=list)
+
+
+@dataclass
+class Call:
+    stmt: Stmt
+    view: bool = False  # a slice/transpose of an array, emitted as a NumPy view
+
+
+@dataclass
+class Schedule:
+    graph: Graph
+    steps: list  # Loop | Call, in execution order
+    materialized: set  # vars that exist as arrays or scalars in the kernel
+    producers: dict  # Var -> the Stmt that defines it
+
+
+def is_unit_reshape(stmt: Stmt) -> bool:
+    """A reshape that only inserts or removes size-1 axes: indices map one to one."""
+    return stmt.prim is Prim.reshape and (
+        [n for n in stmt.inputs[0].shape if n != 1] == [n for n in stmt.out.shape if n != 1])
+
+
+def fusible(stmt: Stmt) -> bool:
+    """Can a loop body compute this statement's value for one element from its operands'?"""
+    if stmt.prim in ELEMENTWISE or stmt.prim in (Prim.broadcast_to, Prim.slice, Prim.transpose):
+        return True
+    return is_unit_reshape(stmt)
+
+
+def dce(graph: Graph) -> Graph:
+    """Drop statements whose results nothing uses."""
+    live = {a for a in graph.outputs if isinstance(a, Var)}
+    kept = []
+    for stmt in reversed(graph.stmts):
+        if any(v in live for v in stmt.outs):
+            kept.append(stmt)
+            live.update(a for a in stmt.inputs if isinstance(a, Var))
+    return Graph(graph.inputs, graph.consts, tuple(reversed(kept)), graph.outputs, graph.name)
+
+
+def schedule(graph: Graph) -> Schedule:
+    producers = {v: s for s in graph.stmts for v in s.outs}
+    uses: dict[Var, int] = {}
+    for stmt in graph.stmts:
+        for a in stmt.inputs:
+            if isinstance(a, Var):
+                uses[a] = uses.get(a, 0) + 1
+    for a in graph.outputs:
+        if isinstance(a, Var):
+            uses[a] = uses.get(a, 0) + 1
+
+    materialized = set(graph.inputs) | set(graph.consts)
+    # Values that must exist as arrays: what the kernel returns, and what non-loop work reads
+    # (a matrix product may read a transpose or slice of an array as a view, without a copy).
+    needed = {a for a in graph.outputs if isinstance(a, Var)}
+    view_candidates = set()
+    for stmt in graph.stmts:
+        if fusible(stmt):
+            continue
+        materialized.update(stmt.outs)
+        if stmt.prim in REDUCE:
+            continue  # reads its operand element by element
+        operands = [a for a in stmt.inputs if isinstance(a, Var)]
+        if stmt.prim is Prim.add_into:
+            operands = operands[:1]  # the update is also read element by element
+        for a in operands:
+            producer = producers.get(a)
+            if (stmt.prim is Prim.matmul and producer is not None
+                    and producer.prim in (Prim.transpose, Prim.slice)):
+                view_candidates.add(a)
+            else:
+                needed.add(a)
+    materialized |= needed
+    views = {v for v in view_candidates - needed
+             if isinstance(producers[v].inputs[0], Var) and producers[v].inputs[0] in materialized}
+    needed |= view_candidates - views
+    materialized |= needed | views
+
+    seen: dict[Var, frozenset] = {}
+
+    def deps(var: Var) -> frozenset:
+        """The materialised values that computing `var` element by element reads."""
+        if var in materialized:
+            return frozenset([var])
+        if var not in seen:
+            seen[var] = frozenset().union(
+                *(deps(a) for a in producers[var].inputs if isinstance(a, Var)))
+        return seen[var]
+
+    steps: list = []
+    allocations: list[Call] = []
+    made_at: dict[Var, int] = {v: -1 for v in list(graph.inputs) + list(graph.consts)}
+
+    for stmt in graph.stmts:
+        out = stmt.out
+        if fusible(stmt) and out not in needed and out not in views:
+            continue  # computed inside the loops that read it
+        if out in views:
+            steps.append(Call(stmt, view=True))
+            made_at[out] = len(steps) - 1
+            continue
+        if fusible(stmt):
+            sink = Sink("store", None, out)
+            reads = frozenset().union(*(deps(a) for a in stmt.inputs if isinstance(a, Var)))
+        elif stmt.prim in REDUCE:
+            sink, reads = Sink("reduce", stmt, out), deps(stmt.inputs[0])
+        elif stmt.prim is Prim.add_into:
+            base, update = stmt.inputs
+            # Accumulate into base's own buffer when nothing else reads base and the buffer is
+            # the kernel's own (not an argument, and not a view or reshape of another array).
+            inplace = (uses.get(base, 0) == 1 and base in producers and base not in views
+                       and not (producers[base].prim is Prim.reshape
+                                and not fusible(producers[base])))
+            sink = Sink("scatter", stmt, out, inplace)
+            reads = deps(update) if isinstance(update, Var) else frozenset()
+        elif stmt.prim is Prim.full:
+            allocations.append(Call(stmt))  # reads nothing: allocate up front, block no fusion
+            made_at[out] = -1
+            continue
+        else:
+            steps.append(Call(stmt))
+            made_at[out] = len(steps) - 1
+            continue
+        earliest = max((made_at[d] for d in reads), default=-1) + 1
+        if sink.kind == "scatter":
+            base = stmt.inputs[0]
+            chained = sink.inplace and producers[base].prim is Prim.add_into
+            earliest = max(earliest, made_at[base] + (0 if chained else 1))
+        target = None
+        for j in range(len(steps) - 1, earliest - 1, -1):
+            step = steps[j]
+            if isinstance(step, Loop) and step.space == sink.space:
+                target = j
+                break
+        if target is None:
+            steps.append(Loop(sink.space))
+            target = len(steps) - 1
+        steps[target].sinks.append(sink)
+        made_at[out] = target
+    return Schedule(graph, allocations + steps, materialized, producers)

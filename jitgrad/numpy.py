@@ -1,0 +1,389 @@
+"""`import jitgrad.numpy as np`: NumPy's API, traced.
+
+Every function here works on plain arrays too (it computes with NumPy), so a loss written with it
+can be called directly.  Functions that jitgrad cannot trace yet still work on plain arrays and
+raise a clear error when given a traced value; NumPy's constants, dtypes and submodules
+(`np.pi`, `np.float64`, `np.random`, ...) are NumPy's own.  `SUPPORTED` lists what traces.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import numpy as _onp
+
+from .errors import ShapeError, TracingError
+from .ir import Span
+from .primitives import Prim
+from .trace import Tracer, bind, innermost_trace, user_frame
+
+SUPPORTED: dict = {}
+
+
+def _export(fn, *names):
+    for name in names or (fn.__name__,):
+        SUPPORTED[name] = fn
+    return fn
+
+
+def _float_tracer(x) -> bool:
+    return isinstance(x, Tracer) and x.dtype.kind == "f"
+
+
+def _is_scalar(x, value) -> bool:
+    return type(x) in (int, float) and x == value
+
+
+def _shape(x) -> tuple[int, ...]:
+    return x.shape if isinstance(x, Tracer) else _onp.shape(x)
+
+
+# ------------------------------------------------------------------------------------------------
+# Elementwise
+# ------------------------------------------------------------------------------------------------
+
+
+def _unary(prim: Prim, *names):
+    def fn(x):
+        return bind(prim, x)
+
+    fn.__name__ = names[0]
+    fn.__doc__ = f"Elementwise {names[0]}, as numpy.{names[0]}."
+    return _export(fn, *names)
+
+
+negative = _unary(Prim.neg, "negative")
+exp = _unary(Prim.exp, "exp")
+log = _unary(Prim.log, "log")
+log1p = _unary(Prim.log1p, "log1p")
+expm1 = _unary(Prim.expm1, "expm1")
+sqrt = _unary(Prim.sqrt, "sqrt")
+sin = _unary(Prim.sin, "sin")
+cos = _unary(Prim.cos, "cos")
+tan = _unary(Prim.tan, "tan")
+tanh = _unary(Prim.tanh, "tanh")
+sinh = _unary(Prim.sinh, "sinh")
+cosh = _unary(Prim.cosh, "cosh")
+arcsin = _unary(Prim.arcsin, "arcsin")
+arccos = _unary(Prim.arccos, "arccos")
+arctan = _unary(Prim.arctan, "arctan")
+abs = _unary(Prim.abs, "abs", "absolute", "fabs")  # noqa: A001
+absolute = fabs = abs
+sign = _unary(Prim.sign, "sign")
+
+
+@_export
+def add(a, b):
+    if _is_scalar(b, 0) and _float_tracer(a):
+        return a
+    if _is_scalar(a, 0) and _float_tracer(b):
+        return b
+    return bind(Prim.add, a, b)
+
+
+@_export
+def subtract(a, b):
+    if _is_scalar(b, 0) and _float_tracer(a):
+        return a
+    return bind(Prim.sub, a, b)
+
+
+@_export
+def multiply(a, b):
+    if _is_scalar(b, 1) and _float_tracer(a):
+        return a
+    if _is_scalar(a, 1) and _float_tracer(b):
+        return b
+    return bind(Prim.mul, a, b)
+
+
+@_export
+def divide(a, b):
+    if _is_scalar(b, 1) and _float_tracer(a):
+        return a
+    return bind(Prim.div, a, b)
+
+
+true_divide = _export(divide, "true_divide")
+
+
+@_export
+def power(a, b):
+    if _is_scalar(b, 1) and _float_tracer(a):
+        return a
+    return bind(Prim.pow, a, b)
+
+
+def _binary(prim: Prim, name: str):
+    def fn(a, b):
+        return bind(prim, a, b)
+
+    fn.__name__ = name
+    fn.__doc__ = f"Elementwise {name}, as numpy.{name}."
+    return _export(fn)
+
+
+maximum = _binary(Prim.maximum, "maximum")
+minimum = _binary(Prim.minimum, "minimum")
+less = _binary(Prim.lt, "less")
+less_equal = _binary(Prim.le, "less_equal")
+greater = _binary(Prim.gt, "greater")
+greater_equal = _binary(Prim.ge, "greater_equal")
+equal = _binary(Prim.eq, "equal")
+not_equal = _binary(Prim.ne, "not_equal")
+
+
+@_export
+def square(x):
+    return power(x, 2)
+
+
+@_export
+def reciprocal(x):
+    return divide(1.0, x)
+
+
+@_export
+def clip(x, a_min, a_max):
+    return minimum(maximum(x, a_min), a_max)
+
+
+@_export
+def where(condition, x=None, y=None):
+    """Elementwise choice, as numpy.where(condition, x, y).  The one-argument form is not
+    supported on traced values (its output shape depends on the data)."""
+    if x is None or y is None:
+        if isinstance(condition, Tracer):
+            raise TracingError(f"np.where(condition) with one argument is not supported on "
+                               f"traced values (at {user_frame()}); pass x and y")
+        return _onp.where(condition)
+    if isinstance(condition, Tracer) and condition.dtype.kind != "b":
+        condition = not_equal(condition, 0)
+    return bind(Prim.where, condition, x, y)
+
+
+# ------------------------------------------------------------------------------------------------
+# Reductions
+# ------------------------------------------------------------------------------------------------
+
+
+def _axes(axis, ndim: int, name: str) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    out = []
+    for a in axes:
+        if not isinstance(a, (int, _onp.integer)) or not -ndim <= a < ndim:
+            raise ShapeError(f"{name}: axis {axis!r} is out of bounds for an array of "
+                             f"dimension {ndim}")
+        out.append(int(a) % ndim if ndim else 0)
+    return tuple(sorted(set(out)))
+
+
+def _reduction(prim: Prim, name: str):
+    def fn(a, axis=None, keepdims=False, **unsupported):
+        if unsupported:
+            raise TracingError(f"np.{name}: arguments {sorted(unsupported)} are not supported")
+        if not isinstance(a, Tracer):
+            return getattr(_onp, name)(a, axis=axis, keepdims=keepdims)
+        axes = _axes(axis, a.ndim, f"np.{name}")
+        if not axes:
+            return a
+        return bind(prim, a, axes=axes, keepdims=bool(keepdims))
+
+    fn.__name__ = name
+    fn.__doc__ = f"numpy.{name} with `axis` (None, int or tuple) and `keepdims`."
+    return fn
+
+
+sum = _export(_reduction(Prim.reduce_sum, "sum"))  # noqa: A001
+max = _export(_reduction(Prim.reduce_max, "max"), "max", "amax")  # noqa: A001
+min = _export(_reduction(Prim.reduce_min, "min"), "min", "amin")  # noqa: A001
+amax, amin = max, min
+
+
+@_export
+def mean(a, axis=None, keepdims=False):
+    """numpy.mean with `axis` and `keepdims`."""
+    if not isinstance(a, Tracer):
+        return _onp.mean(a, axis=axis, keepdims=keepdims)
+    axes = _axes(axis, a.ndim, "np.mean")
+    count = int(_onp.prod([a.shape[d] for d in axes], dtype=_onp.int64))
+    return divide(sum(a, axis=axes, keepdims=keepdims), float(count))
+
+
+# ------------------------------------------------------------------------------------------------
+# Shapes
+# ------------------------------------------------------------------------------------------------
+
+
+@_export
+def reshape(a, newshape):
+    """numpy.reshape (C order), with one -1 allowed."""
+    if not isinstance(a, Tracer):
+        return _onp.reshape(a, newshape)
+    shape = (newshape,) if isinstance(newshape, (int, _onp.integer)) else tuple(newshape)
+    if shape.count(-1) == 1:
+        known = int(_onp.prod([n for n in shape if n != -1], dtype=_onp.int64))
+        if known == 0 or a.size % known:
+            raise ShapeError(f"np.reshape: cannot reshape an array of shape {a.shape} into "
+                             f"shape {tuple(newshape)} (at {user_frame()})")
+        shape = tuple(a.size // known if n == -1 else int(n) for n in shape)
+    if shape == a.shape:
+        return a
+    return bind(Prim.reshape, a, shape=shape)
+
+
+@_export
+def transpose(a, axes=None):
+    """numpy.transpose: reverse the axes, or permute them as `axes` says."""
+    if not isinstance(a, Tracer):
+        return _onp.transpose(a, axes)
+    perm = tuple(reversed(range(a.ndim))) if axes is None else tuple(int(p) % a.ndim for p in axes)
+    if sorted(perm) != list(range(a.ndim)):
+        raise ShapeError(f"np.transpose: axes {axes} do not permute the {a.ndim} axes of an "
+                         f"array of shape {a.shape}")
+    if perm == tuple(range(a.ndim)):
+        return a
+    return bind(Prim.transpose, a, perm=perm)
+
+
+@_export
+def broadcast_to(a, shape):
+    """numpy.broadcast_to.  Inside a trace, a broadcast Python scalar stays in the IR (a literal
+    fill that loops read for free) rather than becoming a constant array."""
+    shape = tuple(shape)
+    if isinstance(a, Tracer) and a.shape == shape:
+        return a
+    trace = innermost_trace()
+    if trace is not None and isinstance(a, (int, float)):
+        return Tracer(trace, trace.emit(Prim.broadcast_to, (trace.atom(a),), {"shape": shape}))
+    return bind(Prim.broadcast_to, a, shape=shape)
+
+
+def _getitem(x: Tracer, index):
+    """Basic indexing of a traced array: ints, slices, None and Ellipsis."""
+    items = index if isinstance(index, tuple) else (index,)
+    for i in items:
+        if isinstance(i, Tracer) or isinstance(i, (list, _onp.ndarray)) or (
+            not isinstance(i, (int, _onp.integer, slice, type(None), type(Ellipsis)))
+        ):
+            raise TracingError(
+                f"indexing a traced array with {type(i).__name__} (at {user_frame()}) is not "
+                f"supported yet: only basic indexing (ints, slices, None, ...) is. For a mask, "
+                f"use np.where(mask, x, 0).")
+    used = len([i for i in items if i is not None and i is not Ellipsis])
+    if used > x.ndim:
+        raise ShapeError(f"too many indices for a traced array of shape {x.shape}: "
+                         f"{index!r} (at {user_frame()})")
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        items = items[:at] + (slice(None),) * (x.ndim - used) + items[at + 1:]
+    items = items + (slice(None),) * (x.ndim - used)
+    spans, out_shape, dim = [], [], 0
+    for i in items:
+        if i is None:
+            out_shape.append(1)
+            continue
+        n = x.shape[dim]
+        if isinstance(i, slice):
+            start, stop, step = i.indices(n)
+            count = len(range(start, stop, step))
+            spans.append(Span(start if count else 0, step, count))
+            out_shape.append(count)
+        else:
+            if not -n <= i < n:
+                raise ShapeError(f"index {i} is out of bounds for axis {dim} with size {n} "
+                                 f"(at {user_frame()})")
+            spans.append(int(i) % n)
+        dim += 1
+    out = x
+    if any(not (isinstance(s, Span) and s == Span(0, 1, n)) for s, n in zip(spans, x.shape)):
+        out = bind(Prim.slice, x, index=tuple(spans))
+    return reshape(out, tuple(out_shape))
+
+
+# ------------------------------------------------------------------------------------------------
+# Linear algebra
+# ------------------------------------------------------------------------------------------------
+
+
+def _matmul(a, b, name: str):
+    if not isinstance(a, Tracer) and not isinstance(b, Tracer):
+        return getattr(_onp, name)(a, b)
+    sa, sb = _shape(a), _shape(b)
+    if len(sa) > 2 or len(sb) > 2:
+        raise TracingError(f"np.{name} of operands with shapes {sa} and {sb} (at {user_frame()}): "
+                           f"operands of more than 2 dimensions are not supported yet")
+    if sa[-1] != sb[0]:
+        raise ShapeError(f"np.{name}: shapes {sa} and {sb} are not aligned: {sa[-1]} (dim "
+                         f"{len(sa) - 1}) != {sb[0]} (dim 0) (at {user_frame()})")
+    a2 = reshape(a, (1, sa[0])) if len(sa) == 1 else a
+    b2 = reshape(b, (sb[0], 1)) if len(sb) == 1 else b
+    out = bind(Prim.matmul, a2, b2)
+    return reshape(out, sa[:-1] + sb[1:])
+
+
+@_export
+def matmul(a, b):
+    """numpy.matmul / `@` for 1-D and 2-D operands."""
+    if not _shape(a) or not _shape(b):
+        raise ShapeError("np.matmul: scalar operands are not allowed, use * instead")
+    return _matmul(a, b, "matmul")
+
+
+@_export
+def dot(a, b):
+    """numpy.dot for scalars, 1-D and 2-D operands."""
+    if not _shape(a) or not _shape(b):
+        return multiply(a, b)
+    return _matmul(a, b, "dot")
+
+
+# ------------------------------------------------------------------------------------------------
+# Creation
+# ------------------------------------------------------------------------------------------------
+
+
+def _like(value):
+    def fn(a, dtype=None):
+        shape = _shape(a)
+        dtype = dtype or (a.dtype if hasattr(a, "dtype") else _onp.float64)
+        return _onp.full(shape, value, dtype)
+
+    fn.__name__ = "zeros_like" if value == 0 else "ones_like"
+    return _export(fn)
+
+
+zeros_like = _like(0)
+ones_like = _like(1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Everything else: NumPy's own on plain values, a clear error on traced ones
+# ------------------------------------------------------------------------------------------------
+
+
+def _untraceable(name: str, fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        values = list(args) + list(kwargs.values())
+        if any(isinstance(v, Tracer) for v in values) or any(
+            isinstance(v, (list, tuple)) and any(isinstance(e, Tracer) for e in v) for v in values
+        ):
+            raise TracingError(
+                f"jitgrad.numpy.{name} is not supported on traced values yet (at "
+                f"{user_frame()}). The supported functions are listed in "
+                f"jitgrad.numpy.SUPPORTED and in docs/numpy.md.")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def __getattr__(name: str):
+    obj = getattr(_onp, name)
+    if callable(obj) and not isinstance(obj, type) and not inspect.ismodule(obj):
+        obj = _untraceable(name, obj)
+    globals()[name] = obj
+    return obj

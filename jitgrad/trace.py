@@ -1,0 +1,309 @@
+"""Tracing: run the user's function once on `Tracer` objects and record what it does as IR.
+
+`bind(prim, *args, **params)` is the single entry point every traced operation goes through.  If
+one of its arguments is a tracer of the active trace it appends a statement to that trace;
+otherwise it evaluates the primitive with NumPy.  So `jitgrad.numpy` functions work on plain
+arrays too, and evaluating a graph with `bind` either interprets it (on arrays) or inlines it
+into an enclosing trace (on tracers): that is how derivatives compose.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import numpy as np
+
+from .errors import ArgumentError, ShapeError, TracingError
+from .ir import Graph, Lit, Stmt, Var
+from .primitives import FLOAT, Prim, apply_numpy, infer
+
+_TRACES: list["Trace"] = []
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class Trace:
+    """Records statements while a function runs on tracers."""
+
+    def __init__(self, name: str = "f"):
+        self.name = name
+        self.stmts: list[Stmt] = []
+        self.inputs: list[Var] = []
+        self.consts: list[Var] = []
+        self.const_values: list = []
+        self._const_ids: dict[int, Var] = {}
+        self._count = 0
+
+    def __enter__(self) -> "Trace":
+        _TRACES.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _TRACES.remove(self)
+
+    def new_var(self, shape, dtype) -> Var:
+        var = Var(self._count, tuple(int(n) for n in shape), np.dtype(dtype))
+        self._count += 1
+        return var
+
+    def new_input(self, shape, dtype) -> "Tracer":
+        var = self.new_var(shape, dtype)
+        self.inputs.append(var)
+        return Tracer(self, var)
+
+    def const(self, value) -> Var:
+        """A value from outside the trace: an array captured from the user's scope, or a tracer
+        of an enclosing trace.  It becomes a kernel argument, never a copy in the code."""
+        var = self._const_ids.get(id(value))
+        if var is None:
+            var = self.new_var(value.shape, value.dtype)
+            self._const_ids[id(value)] = var
+            self.consts.append(var)
+            self.const_values.append(value)  # also keeps id(value) from being reused
+        return var
+
+    def emit(self, prim: Prim, inputs: tuple, params: dict) -> Var:
+        try:
+            ((shape, dtype),) = infer(prim, inputs, params)
+        except ShapeError as e:
+            raise ShapeError(f"{e} (at {user_frame()})") from None
+        out = self.new_var(shape, dtype)
+        self.stmts.append(Stmt(prim, inputs, (out,), params))
+        return out
+
+    def finish(self, outputs) -> Graph:
+        return Graph(tuple(self.inputs), tuple(self.consts), tuple(self.stmts),
+                     tuple(self.atom(o) for o in outputs), self.name)
+
+    def atom(self, value):
+        if isinstance(value, Tracer) and value._trace is self:
+            return value._var
+        if isinstance(value, (bool, int, float, np.generic)) or (
+            isinstance(value, np.ndarray) and value.ndim == 0
+        ):
+            item = np.asarray(value)
+            if item.dtype.kind not in "biuf":
+                raise ArgumentError(f"jitgrad cannot trace a value of type {item.dtype}")
+            return Lit(item.item(), item.dtype if isinstance(value, (np.generic, np.ndarray))
+                       else np.result_type(item.item()))
+        if isinstance(value, Tracer) or isinstance(value, np.ndarray):
+            if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
+                raise ArgumentError(f"jitgrad cannot use an array of dtype {value.dtype} "
+                                    f"in traced code")
+            return self.const(value)
+        if isinstance(value, (list, tuple)):
+            arr = np.asarray(value)
+            if arr.dtype.kind in "biuf":
+                return self.const(arr)
+            raise TracingError(f"a list or tuple that holds traced values cannot be used as an "
+                               f"array yet (at {user_frame()})")
+        raise TracingError(f"jitgrad cannot use a {type(value).__name__} as an operand "
+                           f"(at {user_frame()})")
+
+
+def current_trace(args) -> Trace | None:
+    """The innermost active trace that owns one of `args`, if any."""
+    owners = {id(a._trace) for a in args if isinstance(a, Tracer)}
+    for trace in reversed(_TRACES):
+        if id(trace) in owners:
+            return trace
+    return None
+
+
+def bind(prim: Prim, *args, **params):
+    trace = current_trace(args)
+    if trace is None:
+        values = [a._value() if isinstance(a, Tracer) else a for a in args]
+        return apply_numpy(prim, values, params)
+    return Tracer(trace, trace.emit(prim, tuple(trace.atom(a) for a in args), params))
+
+
+def innermost_trace() -> Trace | None:
+    return _TRACES[-1] if _TRACES else None
+
+
+def full(shape, value, dtype):
+    """An array filled with `value`: a statement of the innermost active trace, if any."""
+    trace = innermost_trace()
+    if trace is None:
+        return np.full(shape, value, dtype)
+    params = {"shape": tuple(shape), "value": value, "dtype": np.dtype(dtype)}
+    return Tracer(trace, trace.emit(Prim.full, (), params))
+
+
+def user_frame() -> str:
+    """`file:line` of the innermost stack frame outside jitgrad, for error messages."""
+    for frame in reversed(traceback.extract_stack()):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+            return f"{frame.filename}:{frame.lineno}"
+    return "<unknown>"
+
+
+class Tracer:
+    """Stands for an array while a function is traced.  Operators and methods build IR."""
+
+    __slots__ = ("_trace", "_var")
+    __array_priority__ = 1000
+
+    def __init__(self, trace: Trace, var: Var):
+        self._trace = trace
+        self._var = var
+
+    # --- array attributes ---------------------------------------------------------------------
+    shape = property(lambda self: self._var.shape)
+    dtype = property(lambda self: self._var.dtype)
+    ndim = property(lambda self: self._var.ndim)
+    size = property(lambda self: self._var.size)
+    T = property(lambda self: _np().transpose(self))
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d traced array")
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"Tracer({self._var.name}:{self._var.type_str()})"
+
+    def _value(self):
+        raise TracingError(f"a traced value escaped its trace (at {user_frame()}): do not store "
+                           f"traced values in globals or reuse them in a later call")
+
+    # --- arithmetic ---------------------------------------------------------------------------
+    def __add__(self, other): return _np().add(self, other)
+    def __radd__(self, other): return _np().add(other, self)
+    def __sub__(self, other): return _np().subtract(self, other)
+    def __rsub__(self, other): return _np().subtract(other, self)
+    def __mul__(self, other): return _np().multiply(self, other)
+    def __rmul__(self, other): return _np().multiply(other, self)
+    def __truediv__(self, other): return _np().divide(self, other)
+    def __rtruediv__(self, other): return _np().divide(other, self)
+    def __pow__(self, other): return _np().power(self, other)
+    def __rpow__(self, other): return _np().power(other, self)
+    def __matmul__(self, other): return _np().matmul(self, other)
+    def __rmatmul__(self, other): return _np().matmul(other, self)
+    def __neg__(self): return _np().negative(self)
+    def __pos__(self): return self
+    def __abs__(self): return _np().abs(self)
+    def __lt__(self, other): return _np().less(self, other)
+    def __le__(self, other): return _np().less_equal(self, other)
+    def __gt__(self, other): return _np().greater(self, other)
+    def __ge__(self, other): return _np().greater_equal(self, other)
+    def __eq__(self, other): return _np().equal(self, other)  # noqa: E704
+    def __ne__(self, other): return _np().not_equal(self, other)  # noqa: E704
+    __hash__ = object.__hash__
+
+    # --- methods that mirror ndarray's --------------------------------------------------------
+    def sum(self, axis=None, keepdims=False): return _np().sum(self, axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return _np().mean(self, axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return _np().max(self, axis, keepdims=keepdims)
+    def min(self, axis=None, keepdims=False): return _np().min(self, axis, keepdims=keepdims)
+    def dot(self, other): return _np().dot(self, other)
+    def transpose(self, *axes): return _np().transpose(self, axes[0] if len(axes) == 1 else axes or None)
+
+    def reshape(self, *shape):
+        return _np().reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def __getitem__(self, index):
+        return _np()._getitem(self, index)
+
+    # --- what cannot be traced ----------------------------------------------------------------
+    def __setitem__(self, index, value):
+        raise TracingError(
+            f"in-place assignment into a traced array (`x[...] = value`, at {user_frame()}) is "
+            f"not supported: jitgrad differentiates pure functions. Build a new array instead, "
+            f"for example `x = np.where(mask, value, x)`.")
+
+    def _concrete(self, what: str):
+        raise TracingError(
+            f"{what} of a traced value (at {user_frame()}): the value is not known while jitgrad "
+            f"traces the function. Python control flow that depends on traced values is not "
+            f"supported yet; write it with np.where(condition, a, b), or pass the value as a "
+            f"non-differentiated argument.")
+
+    def __bool__(self): self._concrete("the truth value (bool(), `if`, `while`, `and`/`or`)")
+    def __float__(self): self._concrete("float()")
+    def __int__(self): self._concrete("int()")
+    def __index__(self): self._concrete("use as an index")
+    def __complex__(self): self._concrete("complex()")
+
+    def __array__(self, *args, **kwargs):
+        raise TracingError(
+            f"a traced value was converted to a NumPy array (at {user_frame()}): inside a "
+            f"function that jitgrad differentiates, use `import jitgrad.numpy as np` instead of "
+            f"NumPy itself.")
+
+    # NumPy's own functions and ufuncs, called on a tracer, are routed to jitgrad.numpy.
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        fn = getattr(_np(), ufunc.__name__, None)
+        if method != "__call__" or kwargs or fn is None or not callable(fn):
+            raise TracingError(
+                f"numpy.{ufunc.__name__}{'' if method == '__call__' else '.' + method} was "
+                f"called on a traced value (at {user_frame()}) and jitgrad does not support it; "
+                f"see jitgrad.numpy.SUPPORTED for what it does.")
+        return fn(*inputs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        fn = _np().SUPPORTED.get(func.__name__)
+        if fn is None:
+            raise TracingError(
+                f"numpy.{func.__name__} was called on a traced value (at {user_frame()}) and "
+                f"jitgrad does not support it yet; see jitgrad.numpy.SUPPORTED for what it does.")
+        return fn(*args, **kwargs)
+
+
+def _np():
+    return sys.modules["jitgrad.numpy"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Argument structures: tuples, lists, dicts (and namedtuples) of leaves
+# ------------------------------------------------------------------------------------------------
+
+
+def flatten(obj, leaves: list) -> object:
+    """Append the leaves of `obj` to `leaves` and return a hashable description of its structure."""
+    t = type(obj)
+    if t is tuple or t is list:
+        return (t, tuple(flatten(c, leaves) for c in obj))
+    if t is dict:
+        return (dict, tuple(obj), tuple(flatten(obj[k], leaves) for k in obj))
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return (t, tuple(flatten(c, leaves) for c in obj))
+    leaves.append(obj)
+    return None
+
+
+def unflatten(tree, leaves):
+    """Inverse of `flatten`; `leaves` is an iterator."""
+    if tree is None:
+        return next(leaves)
+    t = tree[0]
+    if t is dict:
+        return {k: unflatten(c, leaves) for k, c in zip(tree[1], tree[2])}
+    children = [unflatten(c, leaves) for c in tree[1]]
+    if t is tuple or t is list:
+        return t(children)
+    return t(*children)
+
+
+def float_leaf(value, where: str):
+    """A differentiated leaf as a float64 value, or a clear error."""
+    if isinstance(value, Tracer):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        raise ArgumentError(f"{where} is a bool; jitgrad differentiates with respect to floats")
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "iuf":
+            return value if value.dtype == FLOAT else value.astype(FLOAT)
+        raise ArgumentError(f"{where} is an array of dtype {value.dtype}; jitgrad "
+                            f"differentiates with respect to float arrays")
+    if isinstance(value, (complex, np.complexfloating)):
+        raise ArgumentError(f"{where} is complex; complex arguments are not supported yet")
+    raise ArgumentError(f"{where} is a {type(value).__name__}; jitgrad differentiates with "
+                        f"respect to floats, float arrays, and tuples/lists/dicts of them")

@@ -53,6 +53,9 @@ def unbroadcast(g, shape):
     return np.broadcast_to(g, shape)
 
 
+for _prim in NONDIFFERENTIABLE:
+    defvjp(_prim)
+
 # ------------------------------------------------------------------------------------------------
 # Elementwise
 # ------------------------------------------------------------------------------------------------
@@ -219,6 +222,7 @@ def _active_vars(graph: Graph, wrt) -> set[Var]:
             continue
         if any(isinstance(a, Var) and a in active for a in stmt.inputs):
             active.update(v for v in stmt.outs if v.dtype.kind == "f")
-    if any(p not in VJPS for p in {s.prim for s in graph.stmts}):
-        raise JitgradInternalError("a primitive has no VJP rule")
+    missing = {s.prim.name for s in graph.stmts} - {p.name for p in VJPS}
+    if missing:
+        raise JitgradInternalError(f"no VJP rule for {sorted(missing)}")
     return active

@@ -96,6 +96,7 @@ def explain(fun, *args, argnum=0, **kwargs) -> Explanation:
     gf = _GradFunction(fun, argnum, with_value=True)
     key, _, _ = gf._signature(args, kwargs)
     build = gf._build(args, kwargs, key)
+    compile.load(build.source)  # writes the file (Numba compiles on a first call, not here)
     return Explanation(build.graph, build.grad_graph, build.source,
                        compile.kernel_path(build.source))
 
@@ -279,7 +280,7 @@ class _GradFunction:
         entry = _Entry(kernel, build.consts, _guard(self.fun))
         self._entries[key] = entry
         if self._fast_ok and len(args) == 1 and not kwargs and type(args[0]) is _ndarray \
-                and args[0].dtype == _FLOAT:
+                and args[0].dtype == _FLOAT and args[0].ndim > 0:
             self._fast[args[0].shape] = entry
         return entry
 
@@ -304,7 +305,7 @@ class _GradFunction:
                 if differentiated:
                     leaf = float_leaf(leaf, where)
                     wrt.append(len(trace.inputs))
-                    return trace.new_input(np.shape(leaf), np.float64)
+                    return trace.new_input(getattr(leaf, "shape", ()), np.float64)
                 if isinstance(leaf, (_ndarray, Tracer)):
                     return trace.new_input(leaf.shape, leaf.dtype)
                 return leaf
@@ -373,8 +374,10 @@ def _out_kind(leaf):
 
 def _restore(value, kind):
     form, dtype, ndim = kind
-    if form == "float" or isinstance(value, Tracer):
+    if isinstance(value, Tracer):
         return value
+    if form == "float":
+        return float(value)
     if ndim == 0:
         return np.asarray(value, dtype=dtype)[()]
     return value if value.dtype == dtype else value.astype(dtype)
@@ -384,7 +387,7 @@ def _static_key(leaf, dynamic: list, where, fname: str):
     """Key part of a non-differentiated leaf: arrays are kernel inputs (keyed by shape and
     dtype), anything else is baked into the trace (keyed by value)."""
     if isinstance(leaf, (_ndarray, Tracer)):
-        dynamic.append(leaf)
+        dynamic.append(leaf[()] if leaf.ndim == 0 else leaf)  # kernels take 0-d as scalars
         return ("array", leaf.shape, leaf.dtype)
     try:
         hash(leaf)

@@ -216,8 +216,12 @@ class KernelWriter:
         elif stmt.prim is Prim.full:
             p = stmt.params
             shape, dt = shape_code(p["shape"]), dtype_code(p["dtype"])
-            rhs = (f"np.zeros({shape}, {dt})" if p["value"] == 0
-                   else f"np.full({shape}, {literal(p['value'])}, {dt})")
+            if not p["shape"]:
+                rhs = f"{dt}({literal(p['value'])})"  # 0-d: a scalar, like every 0-d value
+            elif p["value"] == 0:
+                rhs = f"np.zeros({shape}, {dt})"
+            else:
+                rhs = f"np.full({shape}, {literal(p['value'])}, {dt})"
         elif stmt.prim is Prim.reshape:
             rhs = f"np.ascontiguousarray({x.name}).reshape({shape_code(stmt.out.shape)})"
         else:
@@ -257,7 +261,8 @@ class KernelWriter:
         inner = body.lines[k]
         if sink.kind == "store":
             stmt = self.schedule.producers[var]
-            value, _ = body.compute(stmt, index)
+            value, depth = body.compute(stmt, index)
+            body.memo[(var, index)] = (value, depth)  # later sinks of this nest read the local
             if var.ndim == 0:
                 inner.append(f"{var.name} = {value}")
             else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import pickle
 import sys
 import tempfile
 import warnings
@@ -68,7 +69,13 @@ def first_call(kernel, args):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", numba.NumbaPerformanceWarning)
-            return kernel(*args)
+            try:
+                return kernel(*args)
+            except (ImportError, EOFError, OSError, AttributeError, pickle.UnpicklingError):
+                # An unreadable on-disk cache entry (written by another version, or truncated):
+                # forget it and compile afresh.
+                kernel._cache.flush()
+                return kernel(*args)
     except numba.core.errors.NumbaError as e:
         path = getattr(kernel.py_func, "__code__", None)
         where = path.co_filename if path else "?"

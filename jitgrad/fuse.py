@@ -164,7 +164,18 @@ def schedule(graph: Graph) -> Schedule:
             steps.append(Call(stmt))
             made_at[out] = len(steps) - 1
             continue
-        earliest = max((made_at[d] for d in reads), default=-1) + 1
+        roots = [stmt.inputs[1]] if sink.kind == "scatter" else (
+            [stmt.inputs[0]] if sink.kind == "reduce" else list(stmt.inputs))
+        same_element = _same_element_reads(roots, sink.space, materialized, producers)
+        earliest = 0
+        for d in reads:
+            # A value stored by a nest over the same space can be read in that nest, as the
+            # local it was stored from, if it is read at the very element being computed.
+            j = made_at[d]
+            shared = (d in same_element and j >= 0 and isinstance(steps[j], Loop)
+                      and steps[j].space == sink.space
+                      and any(k.kind == "store" and k.var is d for k in steps[j].sinks))
+            earliest = max(earliest, j if shared else j + 1)
         if sink.kind == "scatter":
             base = stmt.inputs[0]
             chained = sink.inplace and producers[base].prim is Prim.add_into
@@ -181,3 +192,25 @@ def schedule(graph: Graph) -> Schedule:
         steps[target].sinks.append(sink)
         made_at[out] = target
     return Schedule(graph, allocations + steps, materialized, producers)
+
+
+def _same_element_reads(roots, space, materialized, producers) -> set:
+    """The materialised values that the elementwise trees under `roots` read only at the
+    element the loop is computing (no broadcast, slice or transpose on the way)."""
+    verdict: dict[Var, bool] = {}
+    stack = [(r, r.shape == space) for r in roots if isinstance(r, Var)]
+    seen = set()
+    while stack:
+        var, same = stack.pop()
+        if (var, same) in seen:
+            continue
+        seen.add((var, same))
+        if var in materialized:
+            verdict[var] = verdict.get(var, True) and same
+            continue
+        stmt = producers[var]
+        elementwise = stmt.prim in ELEMENTWISE
+        for a in stmt.inputs:
+            if isinstance(a, Var):
+                stack.append((a, same and elementwise and a.shape == var.shape))
+    return {v for v, ok in verdict.items() if ok}

@@ -341,6 +341,21 @@ def dot(a, b):
     return _matmul(a, b, "dot")
 
 
+@_export
+def shape(a):
+    return _shape(a)
+
+
+@_export
+def ndim(a):
+    return len(_shape(a))
+
+
+@_export
+def size(a):
+    return int(_onp.prod(_shape(a), dtype=_onp.int64))
+
+
 # ------------------------------------------------------------------------------------------------
 # Creation
 # ------------------------------------------------------------------------------------------------

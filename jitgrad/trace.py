@@ -300,6 +300,8 @@ def float_leaf(value, where: str):
         return float(value)
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "iuf":
+            if value.ndim == 0:
+                return float(value)  # kernels take every 0-d value as a scalar
             return value if value.dtype == FLOAT else value.astype(FLOAT)
         raise ArgumentError(f"{where} is an array of dtype {value.dtype}; jitgrad "
                             f"differentiates with respect to float arrays")

@@ -1,0 +1,199 @@
+"""The API: argument structures, argnums, caching per signature, constants from the enclosing
+scope, and derivatives of derivatives."""
+
+import collections
+
+import numpy
+import pytest
+
+import jitgrad
+import jitgrad.numpy as np
+from jitgrad import api, grad, value_and_grad
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """Counts how often a signature is traced and compiled."""
+    count = collections.Counter()
+    original = api._GradFunction._build
+
+    def counting(self, *a, **k):
+        count[self.name] += 1
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(api._GradFunction, "_build", counting)
+    return count
+
+
+def test_structures_come_back_as_they_went_in():
+    def f(p):
+        return np.sum(p["w"] ** 2) + p["b"][0] * p["b"][1][0] + np.sum(p["c"].a * 3.0)
+
+    Pair = collections.namedtuple("Pair", "a b")
+    p = {"w": numpy.arange(3.0), "b": (2.0, [5.0]), "c": Pair(numpy.ones(2), 7.0)}
+    g = grad(f)(p)
+    assert list(g) == ["w", "b", "c"]
+    numpy.testing.assert_allclose(g["w"], 2 * numpy.arange(3.0))
+    assert isinstance(g["b"], tuple) and isinstance(g["b"][1], list)
+    assert g["b"][0] == 5.0 and g["b"][1][0] == 2.0 and isinstance(g["b"][0], float)
+    assert isinstance(g["c"], Pair) and g["c"].b == 0.0
+    numpy.testing.assert_allclose(g["c"].a, [3.0, 3.0])
+
+
+def test_argnum_tuple_and_negative():
+    def f(a, b, c):
+        return np.sum(a * b) + c
+
+    a, b = numpy.array([1.0, 2.0]), numpy.array([3.0, 4.0])
+    ga, gc = grad(f, (0, 2))(a, b, 1.0)
+    numpy.testing.assert_allclose(ga, b)
+    assert gc == 1.0
+    numpy.testing.assert_allclose(grad(f, -2)(a, b, 1.0), a)
+
+
+def test_zero_d_and_integer_and_float32_arguments():
+    f = lambda x: np.sum(x * x)  # noqa: E731
+    g0 = grad(f)(numpy.array(3.0))
+    assert numpy.shape(g0) == () and g0 == 6.0
+    gi = grad(f)(numpy.array([1, 2]))
+    assert gi.dtype == numpy.float64
+    numpy.testing.assert_allclose(gi, [2.0, 4.0])
+    g32 = grad(f)(numpy.array([1.0, 2.0], dtype=numpy.float32))
+    assert g32.dtype == numpy.float32
+    numpy.testing.assert_allclose(g32, [2.0, 4.0])
+    assert grad(f)(3) == 6.0
+
+
+def test_value_and_grad_value():
+    v, g = value_and_grad(lambda x: np.sum(np.sin(x)))(numpy.array([0.5, 1.0]))
+    assert v == pytest.approx(numpy.sin(0.5) + numpy.sin(1.0), rel=1e-15)
+    numpy.testing.assert_allclose(g, numpy.cos([0.5, 1.0]), rtol=1e-15)
+
+
+def test_one_compile_per_signature(builds):
+    def loss(x):
+        return np.sum(np.exp(x))
+
+    gf = grad(loss)
+    for _ in range(3):
+        gf(numpy.ones(4))
+        gf(numpy.ones(5))
+    grad(loss)(numpy.ones(4))  # a new grad of the same function shares its kernels
+    value_and_grad(loss)(numpy.ones(4))
+    assert builds["loss"] == 2
+
+
+def test_non_array_arguments_are_part_of_the_signature(builds):
+    def loss(x, power, mode="sum"):
+        y = x ** power
+        return np.sum(y) if mode == "sum" else np.max(y)
+
+    x = numpy.array([1.0, 2.0, 3.0])
+    numpy.testing.assert_allclose(grad(loss)(x, 2), 2 * x)
+    numpy.testing.assert_allclose(grad(loss)(x, 3), 3 * x ** 2)
+    numpy.testing.assert_allclose(grad(loss)(x, 3, mode="max"), [0, 0, 27.0])
+    numpy.testing.assert_allclose(grad(loss)(x, 2), 2 * x)
+    assert builds["loss"] == 3
+
+
+def test_array_arguments_not_differentiated_are_kernel_inputs(builds):
+    def loss(w, data):
+        return np.sum((data @ w) ** 2)
+
+    w = numpy.array([1.0, -1.0])
+    for scale in (1.0, 2.0):
+        data = scale * numpy.array([[1.0, 2.0], [3.0, 5.0]])
+        numpy.testing.assert_allclose(grad(loss)(w, data), 2 * data.T @ (data @ w))
+    assert builds["loss"] == 1
+
+
+def test_closure_array_changed_in_place_is_seen(builds):
+    c = numpy.array([1.0, 2.0])
+
+    def loss(x):
+        return np.sum(c * x)
+
+    gf = grad(loss)
+    numpy.testing.assert_allclose(gf(numpy.zeros(2)), [1.0, 2.0])
+    c[:] = [5.0, 7.0]
+    numpy.testing.assert_allclose(gf(numpy.zeros(2)), [5.0, 7.0])
+    assert builds["loss"] == 1
+
+
+SCALE = 2.0
+DATA = numpy.array([1.0, 2.0])
+
+
+def scaled_loss(x):
+    return SCALE * np.sum(DATA * x)
+
+
+def test_rebinding_a_global_is_never_stale():
+    global SCALE, DATA
+    gf = grad(scaled_loss)
+    numpy.testing.assert_allclose(gf(numpy.zeros(2)), [2.0, 4.0])
+    try:
+        SCALE = 3.0
+        numpy.testing.assert_allclose(gf(numpy.zeros(2)), [3.0, 6.0])
+        DATA = numpy.array([1.0, 1.0])
+        numpy.testing.assert_allclose(gf(numpy.zeros(2)), [3.0, 3.0])
+    finally:
+        SCALE, DATA = 2.0, numpy.array([1.0, 2.0])
+
+
+def test_inputs_are_not_modified():
+    def loss(p):
+        w, b = p
+        return np.sum(np.tanh(w[1:] * b) ** 2) + np.sum(w)
+
+    w, b = numpy.array([0.1, 0.2, 0.3]), numpy.array([1.0, 2.0])
+    w0, b0 = w.copy(), b.copy()
+    g = grad(loss)((w, b))
+    numpy.testing.assert_array_equal(w, w0)
+    numpy.testing.assert_array_equal(b, b0)
+    g[0][:] = 100.0  # the gradient is the caller's own array
+    numpy.testing.assert_array_equal(w, w0)
+
+
+def test_gradient_that_is_a_constant_is_a_fresh_array():
+    c = numpy.array([1.0, 2.0])
+    g = grad(lambda x: np.sum(x * c))(numpy.zeros(2))
+    g[0] = 99.0
+    assert c[0] == 1.0
+
+
+def test_nan_and_inf_propagate():
+    g = grad(lambda x: np.sum(np.log(x)))(numpy.array([0.0, -1.0, 2.0]))
+    assert numpy.isinf(g[0]) and numpy.isnan(grad(lambda x: np.sum(np.sqrt(x)))(
+        numpy.array([-1.0]))[0])
+    v, _ = value_and_grad(lambda x: np.sum(x / 0.0))(numpy.array([1.0]))
+    assert numpy.isinf(v)
+
+
+def test_second_derivative_of_a_scalar_function():
+    f = lambda x: x ** 3 * np.sin(x)  # noqa: E731
+    d2 = grad(grad(f))(0.7)
+    expected = 6 * 0.7 * numpy.sin(0.7) + 6 * 0.7 ** 2 * numpy.cos(0.7) - 0.7 ** 3 * numpy.sin(0.7)
+    assert d2 == pytest.approx(expected, rel=1e-12)
+
+
+def test_hessian_vector_product_by_grad_of_grad():
+    def f(x):
+        return np.sum(np.exp(x) * x[::-1])
+
+    x, v = numpy.array([0.1, 0.2, 0.3]), numpy.array([1.0, -2.0, 0.5])
+    hvp = grad(lambda x, v: np.sum(grad(f)(x) * v))(x, v)
+    e = numpy.exp(x)
+    H = numpy.diag(e * x[::-1])
+    for i in range(3):
+        H[i, 2 - i] += e[i]
+        H[2 - i, i] += e[i]
+    numpy.testing.assert_allclose(hvp, H @ v, rtol=1e-12)
+
+
+def test_explain_shows_ir_and_kernel():
+    e = jitgrad.explain(lambda x: np.sum(np.exp(x)), numpy.ones(3))
+    assert "exp x0" in str(e.ir)
+    assert "@numba.njit" in e.source and "for i0 in range(3):" in e.source
+    with open(e.path) as f:
+        assert f.read() == e.source

@@ -1,0 +1,104 @@
+"""Bad input gets a clear error in the user's terms, never a Numba typing traceback."""
+
+import numpy
+import pytest
+
+import jitgrad.numpy as np
+from jitgrad import ArgumentError, JitgradError, ShapeError, TracingError, grad
+
+x3 = numpy.array([1.0, 2.0, 3.0])
+
+
+def test_gradient_of_a_non_scalar_output_names_the_shape():
+    def f(x):
+        return np.sin(x)
+
+    with pytest.raises(TracingError, match=r"f must return a scalar.*shape \(3,\)"):
+        grad(f)(x3)
+
+
+def test_in_place_assignment_says_what_to_write_instead():
+    def f(x):
+        x[0] = 1.0
+        return np.sum(x)
+
+    with pytest.raises(TracingError, match=r"in-place assignment.*np\.where"):
+        grad(f)(x3)
+
+
+@pytest.mark.parametrize("convert", [float, int, bool])
+def test_concrete_value_of_a_traced_array(convert):
+    def f(x):
+        return convert(np.sum(x)) * np.sum(x)
+
+    with pytest.raises(TracingError, match="not known while jitgrad traces"):
+        grad(f)(x3)
+
+
+def test_python_if_on_a_traced_value():
+    def f(x):
+        if np.sum(x) > 0:
+            return np.sum(x)
+        return -np.sum(x)
+
+    with pytest.raises(TracingError, match=r"test_errors\.py:\d+"):
+        grad(f)(x3)
+
+
+def test_unsupported_function_is_named_with_where_to_look():
+    with pytest.raises(TracingError, match=r"jitgrad\.numpy\.cumsum.*SUPPORTED"):
+        grad(lambda x: np.sum(np.cumsum(x)))(x3)
+    # ...and works on plain arrays, where nothing is traced.
+    numpy.testing.assert_array_equal(np.cumsum(x3), numpy.cumsum(x3))
+
+
+def test_numpy_itself_on_a_traced_value():
+    # NumPy functions that jitgrad supports are routed to jitgrad.numpy...
+    g = grad(lambda x: numpy.sum(numpy.exp(x)))(x3)
+    numpy.testing.assert_allclose(g, numpy.exp(x3))
+    # ...and the others name themselves.
+    with pytest.raises(TracingError, match="numpy.cumprod"):
+        grad(lambda x: numpy.sum(numpy.cumprod(x)))(x3)
+
+
+def test_shape_mismatch_names_operation_and_shapes():
+    with pytest.raises(ShapeError, match=r"add.*\(3,\) and \(4,\)"):
+        grad(lambda x: np.sum(x + numpy.ones(4)))(x3)
+    with pytest.raises(ShapeError, match=r"dot.*\(3,\) and \(2, 2\)"):
+        grad(lambda x: np.sum(np.dot(x, numpy.ones((2, 2)))))(x3)
+    with pytest.raises(ShapeError, match="reshape"):
+        grad(lambda x: np.sum(x.reshape(2, 2)))(x3)
+    with pytest.raises(ShapeError, match="axis 2 is out of bounds"):
+        grad(lambda x: np.sum(x, axis=2))(x3)
+
+
+def test_argnum_out_of_range():
+    with pytest.raises(ArgumentError, match="argnum 2 is out of range.*2 positional arguments"):
+        grad(lambda a, b: a * b, 2)(1.0, 2.0)
+    with pytest.raises(ArgumentError, match="argnum must be an int"):
+        grad(lambda a: a, "0")
+
+
+@pytest.mark.parametrize("bad, what", [("3.0", "str"), (None, "NoneType"),
+                                       (numpy.array(["a"]), "dtype <U1"), (True, "bool")])
+def test_non_numeric_argument(bad, what):
+    with pytest.raises(ArgumentError, match=f"argument 0 of <lambda> is .*{what}"):
+        grad(lambda x: x * 2.0)(bad)
+
+
+def test_unhashable_static_argument():
+    def f(x, opts):
+        return np.sum(x)
+
+    with pytest.raises(ArgumentError, match="argument 1 of f is a set"):
+        grad(f)(x3, {1, 2})
+
+
+def test_advanced_indexing_is_refused_clearly():
+    with pytest.raises(TracingError, match="only basic indexing"):
+        grad(lambda x: np.sum(x[numpy.array([0, 2])]))(x3)
+
+
+def test_errors_are_jitgrad_errors():
+    for err in (TracingError, ShapeError, ArgumentError):
+        assert issubclass(err, JitgradError)

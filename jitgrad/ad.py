@@ -13,8 +13,8 @@ import numpy as onp
 from . import numpy as np
 from .errors import JitgradInternalError
 from .ir import Graph, Lit, Var
-from .primitives import COMPARE, Prim
-from .trace import Trace, Tracer, bind, full
+from .primitives import COMPARE, CONTROL, Prim
+from .trace import Trace, Tracer, bind, bind_multi, full
 
 VJPS: dict = {}
 # Piecewise constant or boolean-valued: no gradient flows through them.
@@ -166,6 +166,27 @@ defvjp(Prim.matmul, lambda g, ans, a, b: np.matmul(g, np.transpose(b)),
 def value_and_grad_graph(graph: Graph, const_values, wrt: tuple[int, ...]) -> tuple[Graph, list]:
     """A graph returning graph.outputs[0] followed by its gradient with respect to each of
     graph.inputs[i] for i in `wrt`, and the new graph's constant values."""
+    return _reverse(graph, const_values, wrt, None)
+
+
+def vjp_graph(graph: Graph, wrt: tuple[int, ...], seeded: tuple[int, ...]) -> Graph:
+    """The vector-Jacobian product of a region (a graph without constants): its inputs are
+    graph.inputs followed by a cotangent for each of graph.outputs[j], j in `seeded`; its outputs
+    are the cotangents of graph.inputs[i], i in `wrt`."""
+    out, consts = _reverse(graph, [], wrt, seeded)
+    if consts:
+        raise JitgradInternalError("the adjoint of a region captured constants")
+    return out
+
+
+# Rules for statements with regions, registered by control.py.  FORWARD[prim](stmt, args, mask)
+# emits the forward statement, keeping what the adjoint needs: (results, residuals).
+# JOINT[prim](stmt, residuals, cotangents, args, mask) returns one cotangent (or None) per operand.
+FORWARD: dict = {}
+JOINT: dict = {}
+
+
+def _reverse(graph: Graph, const_values, wrt, seeded):
     trace = Trace(graph.name)
     with trace:
         env: dict[Var, object] = {}
@@ -177,30 +198,53 @@ def value_and_grad_graph(graph: Graph, const_values, wrt: tuple[int, ...]) -> tu
         def read(a):
             return a.value if isinstance(a, Lit) else env[a]
 
-        for stmt in graph.stmts:
-            env[stmt.out] = bind(stmt.prim, *map(read, stmt.inputs), **stmt.params)
-
-        (y, *_) = graph.outputs
         active = _active_vars(graph, wrt)
-        cotangents: dict[Var, object] = {}
-        if isinstance(y, Var) and y in active:
-            cotangents[y] = 1.0 if y.shape == () else full(y.shape, 1.0, y.dtype)
-        for stmt in reversed(graph.stmts):
-            g = cotangents.pop(stmt.out, None)
-            if g is None:
-                continue
-            rules = VJPS[stmt.prim]
+        residuals = {}
+        for stmt in graph.stmts:
             args = [read(a) for a in stmt.inputs]
-            for i, a in enumerate(stmt.inputs):
-                if isinstance(a, Var) and a in active:
-                    contribution = rules[i](g, read(stmt.out), *args, **stmt.params)
-                    _accumulate(cotangents, a, contribution)
-        grads = []
+            mask = tuple(isinstance(a, Var) and a in active for a in stmt.inputs)
+            if stmt.prim in FORWARD and any(mask):
+                outs, residuals[stmt] = FORWARD[stmt.prim](stmt, args, mask)
+            elif stmt.prim in CONTROL:
+                outs = bind_multi(stmt.prim, *args, **stmt.params)
+            else:
+                outs = (bind(stmt.prim, *args, **stmt.params),)
+            env.update(zip(stmt.outs, outs))
+
+        cotangents: dict[Var, object] = {}
+        if seeded is None:
+            y = graph.outputs[0]
+            results = [read(y)]
+            if isinstance(y, Var) and y in active:
+                cotangents[y] = 1.0 if y.shape == () else full(y.shape, 1.0, y.dtype)
+        else:
+            results = []
+            for j in seeded:
+                y = graph.outputs[j]
+                g = trace.new_input(y.shape, y.dtype)
+                if isinstance(y, Var) and y in active:
+                    _accumulate(cotangents, y, g)
+
+        for stmt in reversed(graph.stmts):
+            gs = [cotangents.pop(v, None) for v in stmt.outs]
+            if all(g is None for g in gs):
+                continue
+            args = [read(a) for a in stmt.inputs]
+            mask = tuple(isinstance(a, Var) and a in active for a in stmt.inputs)
+            if stmt.prim in JOINT:
+                contributions = JOINT[stmt.prim](stmt, residuals.get(stmt), gs, args, mask)
+            else:
+                rules, ans = VJPS[stmt.prim], read(stmt.out)
+                contributions = [rules[i](gs[0], ans, *args, **stmt.params) if m else None
+                                 for i, m in enumerate(mask)]
+            for a, m, c in zip(stmt.inputs, mask, contributions):
+                if m and c is not None:
+                    _accumulate(cotangents, a, c)
         for i in wrt:
             v = graph.inputs[i]
             g = cotangents.get(v)
-            grads.append(full(v.shape, 0.0, v.dtype) if g is None else unbroadcast(g, v.shape))
-        out = trace.finish([read(y)] + grads)
+            results.append(full(v.shape, 0.0, v.dtype) if g is None else unbroadcast(g, v.shape))
+        out = trace.finish(results)
     return out, trace.const_values
 
 
@@ -216,13 +260,19 @@ def _accumulate(cotangents: dict, var: Var, contribution) -> None:
 
 def _active_vars(graph: Graph, wrt) -> set[Var]:
     """Float variables that depend on a differentiated input: the only ones with cotangents."""
-    active = {graph.inputs[i] for i in wrt}
+    missing = {s.prim.name for s in graph.stmts} - {p.name for p in VJPS} - {p.name for p in JOINT}
+    if missing:
+        raise JitgradInternalError(f"no VJP rule for {sorted(missing)}")
+    return dependents(graph, {graph.inputs[i] for i in wrt})
+
+
+def dependents(graph: Graph, start: set) -> set[Var]:
+    """`start` and the float variables of `graph` computed from it.  (Through a loop or a
+    branch: every float result of a statement with a dependent operand.)"""
+    active = set(start)
     for stmt in graph.stmts:
         if stmt.prim in NONDIFFERENTIABLE:
             continue
         if any(isinstance(a, Var) and a in active for a in stmt.inputs):
             active.update(v for v in stmt.outs if v.dtype.kind == "f")
-    missing = {s.prim.name for s in graph.stmts} - {p.name for p in VJPS}
-    if missing:
-        raise JitgradInternalError(f"no VJP rule for {sorted(missing)}")
     return active

@@ -8,6 +8,7 @@ depends only on the outer loop indices is computed in the outer loop.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
@@ -16,7 +17,7 @@ import numpy as np
 from .errors import JitgradInternalError
 from .fuse import Call, Loop, Schedule, Sink, is_unit_reshape
 from .ir import Lit, Span, Var, format_graph, format_stmt
-from .primitives import ELEMENTWISE, Prim, numpy_index
+from .primitives import CONTROL, ELEMENTWISE, Prim, numpy_index
 
 CODE = {
     Prim.neg: "-{0}", Prim.exp: "np.exp({0})", Prim.log: "np.log({0})",
@@ -163,22 +164,25 @@ class _LoopBody:
         return CODE[stmt.prim].format(*args)
 
 
+DECORATOR = '@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})'
+
+
 class KernelWriter:
-    def __init__(self, schedule: Schedule):
-        self.schedule = schedule
+    """Writes one Numba function for a schedule; regions (loop bodies, branches) become helper
+    functions of their own, appended to `helpers`."""
+
+    def __init__(self, schedule: Schedule, helpers: list[str], counter, is_region=False):
+        self.schedule, self.helpers, self.counter = schedule, helpers, counter
+        self.is_region = is_region
         self.lines: list[str] = []
 
     def out(self, indent: int, line: str) -> None:
         self.lines.append("    " * indent + line)
 
-    def write(self, name: str, header: str) -> str:
+    def function(self, name: str) -> str:
         graph = self.schedule.graph
         params = ", ".join(v.name for v in graph.inputs + graph.consts)
-        self.lines = [f"# {line}" if line else "#" for line in header.splitlines()]
-        self.lines += ["import numpy as np", "import numba", "", "",
-                       '@numba.njit(cache=True, error_model="numpy", '
-                       'fastmath={"reassoc", "contract"})',
-                       f"def {name}({params}):"]
+        self.lines = [DECORATOR, f"def {name}({params}):"]
         for step in self.schedule.steps:
             if isinstance(step, Loop):
                 self.loop(step)
@@ -187,6 +191,15 @@ class KernelWriter:
         self.out(1, "return (" + "".join(f"{r}, " for r in self.results()).rstrip(" ") + ")")
         return "\n".join(self.lines) + "\n"
 
+    def region(self, graph, prefix: str) -> str:
+        """Generate a region as a helper function; returns its name."""
+        from .fuse import schedule
+
+        name = f"{prefix}_{next(self.counter)}"
+        writer = KernelWriter(schedule(graph), self.helpers, self.counter, is_region=True)
+        self.helpers.append(writer.function(name))
+        return name
+
     def results(self) -> list[str]:
         graph, out = self.schedule.graph, []
         arguments = set(graph.inputs) | set(graph.consts)
@@ -194,9 +207,13 @@ class KernelWriter:
             if isinstance(a, Lit):
                 out.append(literal(a.value))
                 continue
+            if self.is_region:
+                out.append(a.name)  # regions never write their values in place: no copies
+                continue
             stmt = self.schedule.producers.get(a)
-            aliased = a in arguments or (stmt is not None and stmt.prim is Prim.reshape
-                                         and not is_unit_reshape(stmt))
+            # What the caller gets must be its own array, never one of its arguments.
+            aliased = a in arguments or (stmt is not None and (
+                stmt.prim in CONTROL or (stmt.prim is Prim.reshape and not is_unit_reshape(stmt))))
             copy = a.ndim > 0 and (aliased or a.name in out)
             out.append(f"{a.name}.copy()" if copy else a.name)
         return out
@@ -224,9 +241,83 @@ class KernelWriter:
                 rhs = f"np.full({shape}, {literal(p['value'])}, {dt})"
         elif stmt.prim is Prim.reshape:
             rhs = f"np.ascontiguousarray({x.name}).reshape({shape_code(stmt.out.shape)})"
+        elif stmt.prim in CONTROL:
+            self.out(1, f"# {format_stmt(stmt)}")
+            return {Prim.while_loop: self.while_loop, Prim.while_grad: self.while_grad,
+                    Prim.cond: self.cond}[stmt.prim](stmt, [self._atom(a) for a in stmt.inputs])
         else:
             raise JitgradInternalError(f"no code for {format_stmt(stmt)}")
         self.out(1, f"{stmt.out.name} = {rhs}  # {format_stmt(stmt)}")
+
+    # --- control flow -------------------------------------------------------------------------
+    def while_loop(self, stmt, ops) -> None:
+        cond, body = stmt.params["cond"], stmt.params["body"]
+        nc, nb, k = len(cond.consts), len(body.consts), len(body.inputs)
+        cond_fn, body_fn = self.region(cond, "cond"), self.region(body, "body")
+        carried = [v.name for v in stmt.outs[:k]]
+        for name, init in zip(carried, ops[nc + nb:]):
+            self.out(1, f"{name} = {init}")
+        save = stmt.params.get("save")
+        if save:
+            tapes, count = stmt.outs[k:2 * k], stmt.outs[2 * k]
+            n, cap = f"n{count.id}", f"cap{count.id}"
+            self.out(1, f"{n} = 0")
+            self.out(1, f"{cap} = 16")
+            for tape, v in zip(tapes, body.inputs):
+                self.out(1, f"{tape.name} = np.empty({shape_code((cap,) + v.shape)}, "
+                            f"{dtype_code(v.dtype)})")
+        self.out(1, f"while {cond_fn}({', '.join(carried + ops[:nc])})[0]:")
+        if save:
+            # The tape of carried values, one row per iteration, grown by doubling.
+            self.out(2, f"if {n} == {cap}:")
+            self.out(3, f"{cap} *= 2")
+            for tape, v in zip(tapes, body.inputs):
+                self.out(3, f"{tape.name}_grown = np.empty({shape_code((cap,) + v.shape)}, "
+                            f"{dtype_code(v.dtype)})")
+                self.out(3, f"{tape.name}_grown[:{n}] = {tape.name}[:{n}]")
+                self.out(3, f"{tape.name} = {tape.name}_grown")
+            for tape, name in zip(tapes, carried):
+                self.out(2, f"{tape.name}[{n}] = {name}")
+            self.out(2, f"{n} += 1")
+        self.out(2, f"{''.join(c + ', ' for c in carried)}= {body_fn}("
+                    f"{', '.join(carried + ops[nc:nc + nb])})")
+        if save:
+            self.out(1, f"{count.name} = {n}")
+
+    def while_grad(self, stmt, ops) -> None:
+        p = stmt.params
+        nb, k, ngc = p["n_consts"], p["n_carried"], p["n_grad_consts"]
+        vjp_fn = self.region(p["vjp"], "vjp")
+        consts, tapes, count = ops[:nb], ops[nb:nb + k], ops[nb + k]
+        sums, gs = stmt.outs[:ngc], stmt.outs[ngc:]
+        for v in sums:
+            zero = f"np.zeros({shape_code(v.shape)}, {dtype_code(v.dtype)})" if v.ndim else \
+                f"{dtype_code(v.dtype)}(0)"
+            self.out(1, f"{v.name} = {zero}")
+        for g, init in zip(gs, ops[nb + k + 1:]):
+            self.out(1, f"{g.name} = {init}")
+        i, r = f"k{stmt.out.id}", f"r{stmt.out.id}"
+        self.out(1, f"for {i} in range({count} - 1, -1, -1):")
+        args = consts + [f"{t}[{i}]" for t in tapes] + [g.name for g in gs]
+        self.out(2, f"{r} = {vjp_fn}({', '.join(args)})")
+        for n, v in enumerate(sums):
+            self.out(2, f"{v.name} += {r}[{n}]")
+        for n, g in enumerate(gs):
+            self.out(2, f"{g.name} = {r}[{ngc + n}]")
+
+    def cond(self, stmt, ops) -> None:
+        true_fn = self.region(stmt.params["true"], "true")
+        false_fn = self.region(stmt.params["false"], "false")
+        outs = "".join(v.name + ", " for v in stmt.outs)
+        args = ", ".join(ops[1:])
+        self.out(1, f"if {ops[0]}:")
+        self.out(2, f"{outs}= {true_fn}({args})")
+        self.out(1, "else:")
+        self.out(2, f"{outs}= {false_fn}({args})")
+
+    @staticmethod
+    def _atom(a) -> str:
+        return literal(a.value) if isinstance(a, Lit) else a.name
 
     @staticmethod
     def _float(var, dtype) -> str:
@@ -332,4 +423,8 @@ def generate(schedule: Schedule, name: str = "kernel", note: str = "") -> str:
     """The Python source of a Numba kernel computing the schedule's graph."""
     header = (f"Generated by jitgrad{': ' + note if note else ''}. Do not edit.\n\n"
               + format_graph(schedule.graph) + "\n")
-    return KernelWriter(schedule).write(name, header)
+    helpers: list[str] = []
+    main = KernelWriter(schedule, helpers, itertools.count()).function(name)
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    lines += ["import numpy as np", "import numba", "", ""]
+    return "\n".join(lines) + "\n\n".join(helpers + [main])

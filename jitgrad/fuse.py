@@ -162,7 +162,7 @@ def schedule(graph: Graph) -> Schedule:
             continue
         else:
             steps.append(Call(stmt))
-            made_at[out] = len(steps) - 1
+            made_at.update((v, len(steps) - 1) for v in stmt.outs)
             continue
         roots = [stmt.inputs[1]] if sink.kind == "scatter" else (
             [stmt.inputs[0]] if sink.kind == "reduce" else list(stmt.inputs))

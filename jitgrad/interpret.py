@@ -7,7 +7,8 @@ the graph into the enclosing trace (that is how `grad` of a `grad` works).
 from __future__ import annotations
 
 from .ir import Graph, Lit
-from .trace import bind
+from .primitives import CONTROL
+from .trace import bind, bind_multi
 
 
 def evaluate(graph: Graph, inputs, consts) -> list:
@@ -18,5 +19,9 @@ def evaluate(graph: Graph, inputs, consts) -> list:
         return a.value if isinstance(a, Lit) else env[a]
 
     for stmt in graph.stmts:
-        env[stmt.out] = bind(stmt.prim, *map(read, stmt.inputs), **stmt.params)
+        if stmt.prim in CONTROL:
+            env.update(zip(stmt.outs, bind_multi(stmt.prim, *map(read, stmt.inputs),
+                                                 **stmt.params)))
+        else:
+            env[stmt.out] = bind(stmt.prim, *map(read, stmt.inputs), **stmt.params)
     return [read(a) for a in graph.outputs]

@@ -38,7 +38,8 @@ class Var:
         return int(np.prod(self.shape, dtype=np.int64))
 
     def type_str(self) -> str:
-        return f"{DTYPE_SHORT.get(self.dtype.name, self.dtype.name)}[{','.join(map(str, self.shape))}]"
+        dims = ",".join("?" if n < 0 else str(n) for n in self.shape)  # ? = a tape's length
+        return f"{DTYPE_SHORT.get(self.dtype.name, self.dtype.name)}[{dims}]"
 
     def __repr__(self) -> str:
         return self.name
@@ -94,6 +95,8 @@ class Graph:
 
 
 def _format_param(value) -> str:
+    if isinstance(value, Graph):
+        return f"{{{value.name}}}"  # printed in full below the statement
     if isinstance(value, np.dtype):
         return value.name
     if isinstance(value, tuple) and any(isinstance(v, Span) for v in value):
@@ -135,14 +138,18 @@ def format_stmt(stmt: Stmt) -> str:
     return f"{outs} = {stmt.prim.name}{params} {args}".rstrip()
 
 
-def format_graph(graph: Graph) -> str:
+def format_graph(graph: Graph, indent: str = "") -> str:
     ins = ", ".join(f"{v.name}:{v.type_str()}" for v in graph.inputs)
-    lines = [f"def {graph.name}({ins}):"]
+    lines = [f"{indent}def {graph.name}({ins}):"]
     if graph.consts:
         consts = ", ".join(f"{v.name}:{v.type_str()}" for v in graph.consts)
-        lines.append(f"  consts {consts}")
-    lines += ["  " + format_stmt(s) for s in graph.stmts]
-    lines.append("  return " + ", ".join(repr(a) for a in graph.outputs))
+        lines.append(f"{indent}  consts {consts}")
+    for stmt in graph.stmts:
+        lines.append(f"{indent}  {format_stmt(stmt)}")
+        for value in stmt.params.values():
+            if isinstance(value, Graph):  # regions (loop bodies, branches), nested in place
+                lines.append(format_graph(value, indent + "    "))
+    lines.append(f"{indent}  return " + ", ".join(repr(a) for a in graph.outputs))
     return "\n".join(lines)
 
 
@@ -178,6 +185,9 @@ def verify(graph: Graph) -> Graph:
             raise JitgradInternalError(f"`{text}`: shape rule gives {expected}, statement has {got}")
         for v in stmt.outs:
             bind(v, f"`{text}`")
+        for value in stmt.params.values():
+            if isinstance(value, Graph):
+                verify(value)
     for a in graph.outputs:
         if isinstance(a, Var) and a.id not in defined:
             raise JitgradInternalError(f"output {a.name} is never defined")

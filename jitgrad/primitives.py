@@ -70,6 +70,10 @@ class Prim(enum.Enum):
     add_into = enum.auto()  # (base, g), params: index. base with g added at base[index]
     # linear algebra
     matmul = enum.auto()  # 2-D @ 2-D; tracing reshapes the 1-D cases
+    # control flow: statements holding regions (graphs) in their params; several results each
+    while_loop = enum.auto()  # (cond consts, body consts, init); params: cond, body, save
+    while_grad = enum.auto()  # the adjoint loop of a saved while_loop; params: vjp, ...
+    cond = enum.auto()  # (pred, operands); params: true, false (graphs over the operands)
 
 
 UNARY = frozenset({
@@ -85,6 +89,8 @@ ELEMENTWISE = UNARY | BINARY | {Prim.where}
 REDUCE = frozenset({Prim.reduce_sum, Prim.reduce_max, Prim.reduce_min})
 # Moves no data: fused loops read through these by rewriting indices.
 VIEW = frozenset({Prim.broadcast_to, Prim.slice, Prim.transpose, Prim.reshape})
+# Statements with regions and several results: defined in control.py, compiled as calls.
+CONTROL = frozenset({Prim.while_loop, Prim.while_grad, Prim.cond})
 # Everything a fused loop body can compute for one element.
 FUSIBLE = ELEMENTWISE | VIEW
 # Operations that keep float results floating and have float results from integer operands.
@@ -165,6 +171,8 @@ def infer(prim: Prim, inputs, params) -> list[tuple[tuple[int, ...], np.dtype]]:
         if tuple(g.shape) != region:
             raise ShapeError(f"add_into: update of shape {g.shape} for a region of shape {region}")
         return [(base.shape, base.dtype)]
+    if prim in CONTROL:
+        return CONTROL_RULES[prim](inputs, params)
     if prim is Prim.matmul:
         (m, k), (k2, n) = shapes
         if k != k2:
@@ -218,20 +226,19 @@ IMPL = {
 }
 
 
+# Filled in by control.py: shape rules for control-flow statements (they read their regions).
+CONTROL_RULES: dict = {}
+
+
 def apply_numpy(prim: Prim, values, params):
     """Evaluate one primitive on concrete values (arrays or Python scalars)."""
-    out = IMPL[prim](*values, **params)
-    return out
+    return IMPL[prim](*values, **params)
 
 
 def check_tables() -> None:
     missing = [p for p in Prim if p not in IMPL]
     if missing:
         raise JitgradInternalError(f"primitives without a NumPy implementation: {missing}")
-
-
-def as_atom_dtype(value) -> np.dtype:
-    return np.result_type(value)
 
 
 __all__ = ["Prim", "infer", "apply_numpy", "Var", "Lit"]

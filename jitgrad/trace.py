@@ -64,13 +64,17 @@ class Trace:
         return var
 
     def emit(self, prim: Prim, inputs: tuple, params: dict) -> Var:
+        (out,) = self.emit_multi(prim, inputs, params)
+        return out
+
+    def emit_multi(self, prim: Prim, inputs: tuple, params: dict) -> tuple[Var, ...]:
         try:
-            ((shape, dtype),) = infer(prim, inputs, params)
+            types = infer(prim, inputs, params)
         except ShapeError as e:
             raise ShapeError(f"{e} (at {user_frame()})") from None
-        out = self.new_var(shape, dtype)
-        self.stmts.append(Stmt(prim, inputs, (out,), params))
-        return out
+        outs = tuple(self.new_var(shape, dtype) for shape, dtype in types)
+        self.stmts.append(Stmt(prim, inputs, outs, params))
+        return outs
 
     def finish(self, outputs) -> Graph:
         return Graph(tuple(self.inputs), tuple(self.consts), tuple(self.stmts),
@@ -117,6 +121,16 @@ def bind(prim: Prim, *args, **params):
         values = [a._value() if isinstance(a, Tracer) else a for a in args]
         return apply_numpy(prim, values, params)
     return Tracer(trace, trace.emit(prim, tuple(trace.atom(a) for a in args), params))
+
+
+def bind_multi(prim: Prim, *args, **params) -> tuple:
+    """`bind` for statements with several results (control flow): returns a tuple."""
+    trace = current_trace(args)
+    if trace is None:
+        values = [a._value() if isinstance(a, Tracer) else a for a in args]
+        return tuple(apply_numpy(prim, values, params))
+    outs = trace.emit_multi(prim, tuple(trace.atom(a) for a in args), params)
+    return tuple(Tracer(trace, v) for v in outs)
 
 
 def innermost_trace() -> Trace | None:

@@ -1,0 +1,599 @@
+"""Control flow: loops and branches whose conditions depend on traced values, compiled.
+
+Two ways in:
+  - explicit structured primitives, `while_loop`, `fori_loop` and `cond` (JAX's signatures);
+  - plain Python `if`/`while`/`for`, which `convert.py` rewrites into calls of `if_stmt`,
+    `while_stmt` and `for_range_stmt` below.  Those run plain Python while the condition is a
+    concrete value, and record a structured statement in the IR as soon as it is traced.
+
+A structured statement holds its regions (loop body, condition, branches) as graphs in its params;
+they are traced once, on tracers of the loop-carried values, so a loop runs natively for any trip
+count: one compile, whatever path the data takes.
+
+Reverse mode (see `_while_vjp`): the forward loop saves its carried values on a tape (one row per
+iteration, grown by doubling); the adjoint loop walks the tape backwards applying the body's VJP,
+which recomputes the body's intermediate values from the saved carried values.
+"""
+
+from __future__ import annotations
+
+import operator
+import types as pytypes
+
+import numpy as np
+
+from . import ad
+from .errors import ShapeError, TracingError
+from .fuse import dce
+from .interpret import evaluate
+from .ir import Graph, Var
+from .primitives import CONTROL_RULES, FLOAT, IMPL, INT, Prim, broadcast_shapes
+from .trace import (Trace, Tracer, bind, bind_multi, flatten, full, innermost_trace,
+                    unflatten, user_frame)
+
+# A Python loop whose condition stays concrete (or a `for` over a Python range) is unrolled at
+# trace time up to this many iterations; past it, the rest runs as a compiled loop.
+UNROLL_LIMIT = 100
+
+# Statements convert.py left as plain Python, and why: (filename, lineno) -> reason.
+UNCONVERTED: dict = {}
+
+# ------------------------------------------------------------------------------------------------
+# Values, types and regions
+# ------------------------------------------------------------------------------------------------
+
+
+def type_of(value):
+    """(shape, dtype) of a numeric value, or None for anything else."""
+    if isinstance(value, Tracer):
+        return value.shape, value.dtype
+    if isinstance(value, (bool, np.bool_)):
+        return (), np.dtype(np.bool_)
+    if isinstance(value, (int, np.integer)):
+        return (), INT
+    if isinstance(value, (float, np.floating)):
+        return (), FLOAT
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return value.shape, value.dtype
+    return None
+
+
+def _coerce(value, shape, dtype, what: str):
+    """`value` as exactly (shape, dtype), broadcasting and converting as NumPy would."""
+    current = type_of(value)
+    if current is None:
+        raise TracingError(f"{what} holds a {type(value).__name__}; compiled loops and branches "
+                           f"carry numbers and arrays only")
+    if current[0] != tuple(shape):
+        try:
+            broadcast_shapes(what, current[0], shape)
+        except ShapeError:
+            raise ShapeError(f"{what} has shape {current[0]} where shape {tuple(shape)} is "
+                             f"needed: its shape must not change inside a loop or differ "
+                             f"between branches") from None
+        from . import numpy as jnp
+        value = jnp.broadcast_to(value, shape)
+    if type_of(value)[1] != dtype:
+        value = bind(Prim.convert, value, dtype=np.dtype(dtype))
+    return value
+
+
+def _unify(a, b, what: str):
+    """The type both of two (shape, dtype) types fit into."""
+    try:
+        shape = broadcast_shapes(what, a[0], b[0])
+    except ShapeError:
+        raise ShapeError(f"{what} has shape {a[0]} on one path and {b[0]} on another: its shape "
+                         f"must not change inside a loop or differ between branches") from None
+    return tuple(shape), np.result_type(a[1], b[1])
+
+
+def trace_region(fn, in_types, name: str, out_types=None, what=None):
+    """Trace `fn` on fresh tracers of `in_types`: (graph, constant values, raw outputs).
+    With `out_types`, the outputs are coerced to those types first."""
+    trace = Trace(name)
+    with trace:
+        args = [trace.new_input(s, d) for s, d in in_types]
+        outs = list(fn(*args))
+        if out_types is not None:
+            outs = [_coerce(o, s, d, what(j)) for j, (o, (s, d)) in enumerate(zip(outs, out_types))]
+        graph = dce(trace.finish(outs)) if out_types is not None else None
+    return graph, trace.const_values, outs
+
+
+def _as_condition(value, where: str):
+    if isinstance(value, Tracer):
+        if value.size != 1:
+            raise TracingError(f"the condition at {where} is an array of shape {value.shape}; "
+                               f"a condition must be a single value")
+        if value.shape:
+            value = bind(Prim.reshape, value, shape=())
+        return value if value.dtype.kind == "b" else bind(Prim.ne, value, 0)
+    return bool(value)
+
+
+def _fixed_types(fn, types, name, what):
+    """Trace a loop body until the carried types are stable (a Python int that the body turns
+    into a float is carried as a float)."""
+    for _ in range(4):
+        _, _, outs = trace_region(fn, types, name)
+        if len(outs) != len(types):
+            raise TracingError(f"the body of the loop returned {len(outs)} values for "
+                               f"{len(types)} loop variables")
+        new = []
+        for j, (t, o) in enumerate(zip(types, outs)):
+            ot = type_of(o)
+            if ot is None:
+                raise TracingError(f"{what(j)} holds a {type(o).__name__} after an iteration; "
+                                   f"compiled loops carry numbers and arrays only")
+            new.append(_unify(t, ot, what(j)))
+        if new == list(types):
+            return new
+        types = new
+    raise TracingError(f"the types of the loop variables do not settle: {types}")
+
+
+# ------------------------------------------------------------------------------------------------
+# The structured statements
+# ------------------------------------------------------------------------------------------------
+
+
+def emit_while(cond_fn, body_fn, init, where: str, names=None):
+    """Record `while cond_fn(*v): v = body_fn(*v)` as one statement; returns the final values."""
+    def what(j):
+        return f"loop variable `{names[j]}` (loop at {where})" if names else \
+            f"loop value {j} (loop at {where})"
+
+    types = _fixed_types(body_fn, [type_of(v) for v in init], "body", what)
+    body, body_consts, _ = trace_region(body_fn, types, "body", types, what)
+    cond, cond_consts, _ = trace_region(
+        lambda *v: [_as_condition(cond_fn(*v), where)], types, "cond",
+        [((), np.dtype(np.bool_))], lambda j: f"the condition at {where}")
+    init = [_coerce(v, s, d, what(j)) for j, (v, (s, d)) in enumerate(zip(init, types))]
+    return bind_multi(Prim.while_loop, *cond_consts, *body_consts, *init,
+                      cond=cond, body=body, save=False)
+
+
+def emit_cond(pred, true_fn, false_fn, operands, where: str, names=None):
+    """Record `true_fn(*operands) if pred else false_fn(*operands)`; returns the results."""
+    def what(j):
+        return f"`{names[j]}` (branches at {where})" if names else f"result {j} of the branches at {where}"
+
+    types = [type_of(v) for v in operands]
+    _, _, t_outs = trace_region(true_fn, types, "true")
+    _, _, f_outs = trace_region(false_fn, types, "false")
+    if len(t_outs) != len(f_outs):
+        raise TracingError(f"the branches at {where} return {len(t_outs)} and {len(f_outs)} values")
+    out_types = []
+    for j, (a, b) in enumerate(zip(t_outs, f_outs)):
+        if type_of(a) is None or type_of(b) is None:
+            raise TracingError(f"{what(j)} is not a number or an array in both branches")
+        out_types.append(_unify(type_of(a), type_of(b), what(j)))
+    t_graph, t_consts, _ = trace_region(true_fn, types, "true", out_types, what)
+    f_graph, f_consts, _ = trace_region(false_fn, types, "false", out_types, what)
+    # Both branches take the operands and every captured value, so the statement has one list.
+    t_types, f_types = [_like(c) for c in t_graph.consts], [_like(c) for c in f_graph.consts]
+    t_graph = _with_inputs(t_graph, t_graph.consts, f_types, after=False)
+    f_graph = _with_inputs(f_graph, f_graph.consts, t_types, after=True)
+    return bind_multi(Prim.cond, _as_condition(pred, where), *operands, *t_consts, *f_consts,
+                      true=t_graph, false=f_graph)
+
+
+def _like(var):
+    return var.shape, var.dtype
+
+
+def _with_inputs(graph: Graph, captured, others, after: bool) -> Graph:
+    """`graph` with its constants turned into inputs, and unused inputs of `others` types added
+    before (after=True) or after its constants."""
+    top = max([v.id for v in graph.inputs + graph.consts]
+              + [v.id for s in graph.stmts for v in s.outs], default=-1)
+    extra = tuple(Var(top + 1 + i, s, d) for i, (s, d) in enumerate(others))
+    middle = extra + tuple(captured) if after else tuple(captured) + extra
+    return Graph(graph.inputs + middle, (), graph.stmts, graph.outputs, graph.name)
+
+
+# ------------------------------------------------------------------------------------------------
+# Shape rules and the reference implementation
+# ------------------------------------------------------------------------------------------------
+
+
+def _while_rule(inputs, params):
+    body = params["body"]
+    carried = [(v.shape, v.dtype) for v in body.inputs]
+    init = inputs[len(params["cond"].consts) + len(body.consts):]
+    for (s, d), a in zip(carried, init):
+        if (tuple(a.shape), a.dtype) != (s, d):
+            raise ShapeError(f"while_loop: initial value {a!r} has type {a.shape} {a.dtype}, "
+                             f"the body takes {s} {d}")
+    if not params.get("save"):
+        return carried
+    return carried + [((-1,) + s, d) for s, d in carried] + [((), INT)]
+
+
+def _outputs_rule(key):
+    return lambda inputs, params: [(tuple(o.shape), o.dtype) for o in params[key].outputs]
+
+
+CONTROL_RULES[Prim.while_loop] = _while_rule
+CONTROL_RULES[Prim.while_grad] = _outputs_rule("vjp")
+CONTROL_RULES[Prim.cond] = _outputs_rule("true")
+
+
+def _while_impl(*args, cond, body, save=False):
+    nc, nb = len(cond.consts), len(body.consts)
+    cond_consts, body_consts, values = args[:nc], args[nc:nc + nb], list(args[nc + nb:])
+    tapes: list[list] = [[] for _ in values]
+    while bool(evaluate(cond, values, cond_consts)[0]):
+        if save:
+            for tape, v in zip(tapes, values):
+                tape.append(np.array(v))
+        values = evaluate(body, values, body_consts)
+    if not save:
+        return values
+    stacked = [np.array(t, dtype=v.dtype).reshape((len(t),) + v.shape)
+               for t, v in zip(tapes, body.inputs)]
+    return values + stacked + [len(tapes[0]) if tapes else 0]
+
+
+def _while_grad_impl(*args, vjp, n_consts, n_carried, n_grad_consts):
+    consts = list(args[:n_consts])
+    tapes = args[n_consts:n_consts + n_carried]
+    count = int(args[n_consts + n_carried])
+    g = list(args[n_consts + n_carried + 1:])
+    acc = [np.zeros(o.shape, o.dtype) for o in vjp.outputs[:n_grad_consts]]
+    for k in range(count - 1, -1, -1):
+        out = evaluate(vjp, consts + [t[k] for t in tapes] + g, [])
+        acc = [a + o for a, o in zip(acc, out[:n_grad_consts])]
+        g = list(out[n_grad_consts:])
+    return acc + g
+
+
+def _cond_impl(pred, *operands, true, false):
+    return evaluate(true if pred else false, operands, [])
+
+
+IMPL[Prim.while_loop] = _while_impl
+IMPL[Prim.while_grad] = _while_grad_impl
+IMPL[Prim.cond] = _cond_impl
+
+# ------------------------------------------------------------------------------------------------
+# Reverse mode
+# ------------------------------------------------------------------------------------------------
+
+
+def _while_forward(stmt, args, mask):
+    """The forward loop, saving its carried values for the adjoint loop."""
+    outs = bind_multi(Prim.while_loop, *args, **{**stmt.params, "save": True})
+    k = len(stmt.outs)
+    return outs[:k], outs[k:]
+
+
+def _loop_activity(body: Graph, const_active, init_active) -> list[bool]:
+    """Which carried values have cotangents: a fixpoint, since the body feeds itself."""
+    act = [a and v.dtype.kind == "f" for a, v in zip(init_active, body.inputs)]
+    while True:
+        live = {c for c, a in zip(body.consts, const_active) if a}
+        live |= {v for v, a in zip(body.inputs, act) if a}
+        live = ad.dependents(body, live)
+        new = [a or (isinstance(o, Var) and o in live and o.dtype.kind == "f")
+               for a, o in zip(act, body.outputs)]
+        if new == act:
+            return act
+        act = new
+
+
+def _while_vjp(stmt, residuals, gs, args, mask):
+    cond, body = stmt.params["cond"], stmt.params["body"]
+    nc, nb, k = len(cond.consts), len(body.consts), len(body.inputs)
+    const_active = mask[nc:nc + nb]
+    carried_active = _loop_activity(body, const_active, mask[nc + nb:])
+    act = [j for j in range(k) if carried_active[j]]
+    act_consts = [i for i in range(nb) if const_active[i]]
+    region = Graph(body.consts + body.inputs, (), body.stmts, body.outputs, "body")
+    vjp = dce(ad.vjp_graph(region, tuple(act_consts) + tuple(nb + j for j in act), tuple(act)))
+    vjp = Graph(vjp.inputs, (), vjp.stmts, vjp.outputs, "body_vjp")
+    tapes, count = residuals[:k], residuals[k]
+    g_final = [gs[j] if gs[j] is not None else full(body.inputs[j].shape, 0.0, body.inputs[j].dtype)
+               for j in act]
+    outs = bind_multi(Prim.while_grad, *args[nc:nc + nb], *tapes, count, *g_final, vjp=vjp,
+                      n_consts=nb, n_carried=k, n_grad_consts=len(act_consts))
+    contributions = [None] * len(args)
+    for n, i in enumerate(act_consts):
+        contributions[nc + i] = outs[n]
+    for n, j in enumerate(act):
+        contributions[nc + nb + j] = outs[len(act_consts) + n]
+    return contributions
+
+
+def _cond_vjp(stmt, residuals, gs, args, mask):
+    true, false = stmt.params["true"], stmt.params["false"]
+    wrt = tuple(i for i, m in enumerate(mask[1:]) if m)
+    seeded = tuple(j for j, g in enumerate(gs) if g is not None)
+    t_vjp = dce(ad.vjp_graph(true, wrt, seeded))
+    f_vjp = dce(ad.vjp_graph(false, wrt, seeded))
+    outs = bind_multi(Prim.cond, args[0], *args[1:], *[gs[j] for j in seeded],
+                      true=Graph(t_vjp.inputs, (), t_vjp.stmts, t_vjp.outputs, "true_vjp"),
+                      false=Graph(f_vjp.inputs, (), f_vjp.stmts, f_vjp.outputs, "false_vjp"))
+    contributions = [None] * len(args)
+    for n, i in enumerate(wrt):
+        contributions[1 + i] = outs[n]
+    return contributions
+
+
+def _no_second_order(stmt, residuals, gs, args, mask):
+    raise TracingError("derivatives of derivatives through a compiled loop (the adjoint of a "
+                       "while_loop) are not supported yet")
+
+
+ad.FORWARD[Prim.while_loop] = _while_forward
+ad.JOINT[Prim.while_loop] = _while_vjp
+ad.JOINT[Prim.cond] = _cond_vjp
+ad.JOINT[Prim.while_grad] = _no_second_order
+
+# ------------------------------------------------------------------------------------------------
+# The explicit primitives (JAX's signatures)
+# ------------------------------------------------------------------------------------------------
+
+
+def while_loop(cond_fun, body_fun, init_val):
+    """`val = init_val; while cond_fun(val): val = body_fun(val)`, compiled into one native loop
+    and differentiable in reverse mode.  `init_val` may be a tuple/list/dict of arrays and
+    numbers; `body_fun` must return the same structure.  Outside a trace, plain Python.
+
+    >>> import jitgrad.numpy as np
+    >>> from jitgrad import grad, while_loop
+    >>> def f(x):
+    ...     return while_loop(lambda v: v[0] < 5, lambda v: (v[0] + 1, v[1] * x), (0, 1.0))[1]
+    >>> grad(f)(2.0)  # d/dx x**5 = 5 x**4
+    80.0
+    """
+    if innermost_trace() is None:
+        val = init_val
+        while cond_fun(val):
+            val = body_fun(val)
+        return val
+    leaves: list = []
+    tree = flatten(init_val, leaves)
+    where = user_frame()
+
+    def body(*values):
+        out_leaves: list = []
+        out_tree = flatten(body_fun(unflatten(tree, iter(values))), out_leaves)
+        if out_tree != tree:
+            raise TracingError(f"while_loop at {where}: body_fun returned a different structure "
+                               f"than init_val")
+        return out_leaves
+
+    final = emit_while(lambda *v: cond_fun(unflatten(tree, iter(v))), body, leaves, where)
+    return unflatten(tree, iter(final))
+
+
+def fori_loop(lower, upper, body_fun, init_val):
+    """`for i in range(lower, upper): val = body_fun(i, val)`, compiled into one native loop.
+
+    >>> import jitgrad.numpy as np
+    >>> from jitgrad import fori_loop
+    >>> fori_loop(0, 4, lambda i, v: v + i, 0.0)
+    6.0
+    """
+    if innermost_trace() is None:
+        val = init_val
+        for i in range(operator.index(lower), operator.index(upper)):
+            val = body_fun(i, val)
+        return val
+    start = lower if isinstance(lower, Tracer) else full((), lower, INT)
+    i, val = while_loop(lambda s: s[0] < upper, lambda s: (s[0] + 1, body_fun(s[0], s[1])),
+                        (start, init_val))
+    return val
+
+
+def cond(pred, true_fun, false_fun, *operands):
+    """`true_fun(*operands) if pred else false_fun(*operands)`, with `pred` a traced scalar:
+    both branches are compiled, one runs.  Differentiable in reverse mode.
+
+    >>> import jitgrad.numpy as np
+    >>> from jitgrad import cond, grad
+    >>> f = lambda x: cond(x > 0, lambda x: x ** 2, lambda x: -x, x)
+    >>> grad(f)(3.0), grad(f)(-3.0)
+    (6.0, -1.0)
+    """
+    if not isinstance(pred, Tracer):
+        return (true_fun if pred else false_fun)(*operands)
+    leaves: list = []
+    tree = flatten(tuple(operands), leaves)
+    where = user_frame()
+    trees = {}
+
+    def branch(fn, key):
+        def run(*values):
+            out_leaves: list = []
+            trees[key] = flatten(fn(*unflatten(tree, iter(values))), out_leaves)
+            return out_leaves
+        return run
+
+    outs = emit_cond(pred, branch(true_fun, True), branch(false_fun, False), leaves, where)
+    if trees[True] != trees[False]:
+        raise TracingError(f"cond at {where}: the branches return different structures")
+    return unflatten(trees[True], iter(outs))
+
+
+# ------------------------------------------------------------------------------------------------
+# The runtime of converted Python control flow (see convert.py)
+# ------------------------------------------------------------------------------------------------
+
+
+class Undefined:
+    """A variable that has no value on this path (assigned later, or in one branch only)."""
+
+    __slots__ = ("name", "why")
+
+    def __init__(self, name: str, why: str = ""):
+        self.name, self.why = name, why
+
+    def __repr__(self) -> str:
+        return f"<undefined {self.name}>"
+
+    def _fail(self, *args, **kwargs):
+        why = f" ({self.why})" if self.why else ""
+        raise TracingError(f"variable `{self.name}` is used where it has no value{why}")
+
+    __getattr__ = __call__ = __bool__ = __float__ = __int__ = __index__ = __len__ = _fail
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _fail
+    __truediv__ = __rtruediv__ = __pow__ = __rpow__ = __neg__ = __matmul__ = _fail
+    __lt__ = __le__ = __gt__ = __ge__ = __getitem__ = __iter__ = _fail
+
+
+def _numeric_positions(values) -> list[int]:
+    return [j for j, v in enumerate(values) if not isinstance(v, Undefined) and type_of(v)]
+
+
+def if_stmt(cond_value, true_fn, false_fn, init, names, where):
+    """`if cond_value:` with `true_fn`/`false_fn` returning the new values of `names`."""
+    if not isinstance(cond_value, Tracer):
+        return tuple((true_fn if cond_value else false_fn)(*init))
+    init = list(init)
+    ops = _numeric_positions(init)
+
+    def run(fn):
+        def branch(*values):
+            full_values = list(init)
+            for p, v in zip(ops, values):
+                full_values[p] = v
+            return list(fn(*full_values))
+        return branch
+
+    # First look at what each branch leaves in every variable, then compile the numeric ones.
+    _, _, t_out = trace_region(run(true_fn), [type_of(init[p]) for p in ops], "true")
+    _, _, f_out = trace_region(run(false_fn), [type_of(init[p]) for p in ops], "false")
+    result, traced = list(init), []
+    for j, (a, b) in enumerate(zip(t_out, f_out)):
+        if isinstance(a, Undefined) or isinstance(b, Undefined):
+            result[j] = Undefined(names[j], f"it is assigned in only one branch of the `if` at "
+                                            f"{where}, whose condition is traced")
+        elif type_of(a) is not None and type_of(b) is not None:
+            traced.append(j)
+        elif a is b or (type(a) is type(b) and _same(a, b)):
+            result[j] = a
+        else:
+            raise TracingError(f"`{names[j]}` holds different {type(a).__name__} values in the "
+                               f"branches of the `if` at {where}, whose condition is traced; "
+                               f"only numbers and arrays can differ between branches")
+    if not traced:
+        return tuple(result)
+
+    def pick(fn):
+        return lambda *values: [fn(*values)[j] for j in traced]
+
+    outs = emit_cond(cond_value, pick(run(true_fn)), pick(run(false_fn)),
+                     [init[p] for p in ops], where, [names[j] for j in traced])
+    for j, o in zip(traced, outs):
+        result[j] = o
+    return tuple(result)
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def while_stmt(cond_fn, body_fn, init, names, where):
+    """`while cond_fn(*v): v = body_fn(*v)` over the variables `names`."""
+    values = tuple(init)
+    steps = 0
+    while True:
+        c = cond_fn(*values)
+        if isinstance(c, Tracer):
+            break
+        if not c:
+            return values
+        if steps >= UNROLL_LIMIT and any(isinstance(v, Tracer) for v in values):
+            break  # a long loop over traced values: compile the rest as a loop
+        values = tuple(body_fn(*values))
+        steps += 1
+    carried = _numeric_positions(values)
+    fixed = {j: v for j, v in enumerate(values) if j not in carried}
+
+    def merge(vals):
+        full_values = [fixed.get(j) for j in range(len(values))]
+        for p, v in zip(carried, vals):
+            full_values[p] = v
+        return full_values
+
+    def body(*vals):
+        out = tuple(body_fn(*merge(vals)))
+        for j, v in fixed.items():
+            if not isinstance(v, Undefined) and not (out[j] is v or _same(out[j], v)):
+                raise TracingError(f"`{names[j]}` (a {type(v).__name__}) changes inside the "
+                                   f"loop at {where}, whose condition is traced; only numbers "
+                                   f"and arrays can change in a compiled loop")
+        return [out[p] for p in carried]
+
+    final = emit_while(lambda *v: cond_fn(*merge(v)), body, [values[p] for p in carried], where,
+                       [names[p] for p in carried])
+    result = merge(final)
+    for j, v in fixed.items():
+        if isinstance(v, Undefined):
+            result[j] = Undefined(names[j], f"it is assigned only inside the compiled loop at "
+                                            f"{where}; give it a value before the loop")
+    return tuple(result)
+
+
+def for_range_stmt(range_args, body_fn, init, names, where):
+    """`for i in range(*range_args):` with `body_fn(i, *v)` returning the new values of `names`.
+    Unrolled when the range is concrete and short; otherwise a compiled loop."""
+    concrete = not any(isinstance(a, Tracer) for a in range_args)
+    if concrete:
+        r = range(*(operator.index(a) for a in range_args))
+        if len(r) <= UNROLL_LIMIT or innermost_trace() is None:
+            values = tuple(init)
+            for i in r:
+                values = tuple(body_fn(i, *values))
+            return values
+        try:
+            return _for_range_compiled(r.start, r.stop, r.step, body_fn, init, names, where)
+        except TracingError:
+            # The body needs `i` as a Python int (an index, a shape): unroll after all.
+            values = tuple(init)
+            for i in r:
+                values = tuple(body_fn(i, *values))
+            return values
+    start, stop, step = (0, range_args[0], 1) if len(range_args) == 1 else (
+        tuple(range_args) + (1,))[:3]
+    if isinstance(step, Tracer):
+        raise TracingError(f"the step of the range at {where} must not be a traced value")
+    return _for_range_compiled(start, stop, operator.index(step), body_fn, init, names, where)
+
+
+def _for_range_compiled(start, stop, step, body_fn, init, names, where):
+    if step == 0:
+        raise ValueError("range() arg 3 must not be zero")
+    i0 = start if isinstance(start, Tracer) else full((), start, INT)
+
+    def cond_fn(i, *v):
+        return i < stop if step > 0 else i > stop
+
+    def body(i, *v):
+        return (i + step,) + tuple(body_fn(i, *v))
+
+    out = while_stmt(cond_fn, body, (i0,) + tuple(init), ("<range index>",) + tuple(names), where)
+    return out[1:]
+
+
+_NOT_CONVERTED = ("jitgrad", "numpy", "numba", "scipy", "builtins", "functools", "math")
+
+
+def converted_call(f, *args, **kwargs):
+    """Call `f`, converting its control flow first if it is a user's Python function."""
+    target = f.__func__ if isinstance(f, pytypes.MethodType) else f
+    if isinstance(target, pytypes.FunctionType) and not (
+            (target.__module__ or "").split(".")[0] in _NOT_CONVERTED):
+        from .convert import convert
+        converted = convert(target)
+        if converted is not target:
+            if isinstance(f, pytypes.MethodType):
+                return converted(f.__self__, *args, **kwargs)
+            return converted(*args, **kwargs)
+    return f(*args, **kwargs)

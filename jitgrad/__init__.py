@@ -7,12 +7,14 @@ The pipeline, one module per stage:
 """
 
 from . import numpy  # noqa: F401  (registers jitgrad.numpy, which tracers dispatch to)
-from .api import Explanation, explain, grad, jit_grad, value_and_grad
+from .api import (Explanation, elementwise_grad, explain, grad, hessian, hessian_vector_product,
+                  jacobian, jit_grad, make_vjp, value_and_grad)
 from .control import cond, fori_loop, while_loop
 from .errors import (ArgumentError, JitgradError, JitgradInternalError, ShapeError,
                      TracingError)
 
 __version__ = "0.1.0"
-__all__ = ["grad", "value_and_grad", "jit_grad", "explain", "Explanation", "while_loop",
+__all__ = ["grad", "value_and_grad", "jit_grad", "elementwise_grad", "jacobian", "hessian",
+           "hessian_vector_product", "make_vjp", "explain", "Explanation", "while_loop",
            "fori_loop", "cond", "JitgradError",
            "TracingError", "ShapeError", "ArgumentError", "JitgradInternalError"]

@@ -169,6 +169,12 @@ def value_and_grad_graph(graph: Graph, const_values, wrt: tuple[int, ...]) -> tu
     return _reverse(graph, const_values, wrt, None)
 
 
+def value_and_vjp_graph(graph: Graph, const_values, wrt: tuple[int, ...]) -> tuple[Graph, list]:
+    """A graph taking graph.inputs and a cotangent of graph.outputs[0], returning that output
+    followed by the cotangents of graph.inputs[i], i in `wrt`; and its constant values."""
+    return _reverse(graph, const_values, wrt, (0,), with_value=True)
+
+
 def vjp_graph(graph: Graph, wrt: tuple[int, ...], seeded: tuple[int, ...]) -> Graph:
     """The vector-Jacobian product of a region (a graph without constants): its inputs are
     graph.inputs followed by a cotangent for each of graph.outputs[j], j in `seeded`; its outputs
@@ -186,7 +192,7 @@ FORWARD: dict = {}
 JOINT: dict = {}
 
 
-def _reverse(graph: Graph, const_values, wrt, seeded):
+def _reverse(graph: Graph, const_values, wrt, seeded, with_value=False):
     trace = Trace(graph.name)
     with trace:
         env: dict[Var, object] = {}
@@ -218,7 +224,7 @@ def _reverse(graph: Graph, const_values, wrt, seeded):
             if isinstance(y, Var) and y in active:
                 cotangents[y] = 1.0 if y.shape == () else full(y.shape, 1.0, y.dtype)
         else:
-            results = []
+            results = [read(graph.outputs[0])] if with_value else []
             for j in seeded:
                 y = graph.outputs[j]
                 g = trace.new_input(y.shape, y.dtype)

@@ -69,6 +69,100 @@ def jit_grad(fun=None, *, argnum=0):
     return grad(fun, argnum)
 
 
+def make_vjp(fun, argnum=0):
+    """autograd's `make_vjp`: `make_vjp(f, argnum)(*args)` returns `(vjp, f(*args))`, where
+    `vjp(g)` is the vector-Jacobian product for an output cotangent `g` (compiled once per
+    signature; every `vjp` call runs the kernel).
+
+    >>> import jitgrad.numpy as np
+    >>> vjp, ans = make_vjp(lambda x: np.sin(x))(np.array([0.0, 1.0]))
+    >>> vjp(np.array([1.0, 2.0]))
+    array([1.        , 1.08060461])
+    """
+    impl = _GradFunction(fun, argnum, with_value=True, kind="vjp")
+
+    def maker(*args, **kwargs):
+        return impl.make_vjp(args, kwargs)
+
+    return functools.update_wrapper(maker, fun)
+
+
+def elementwise_grad(fun, argnum=0):
+    """autograd's `elementwise_grad`: the sum of each column of the Jacobian, i.e. the gradient
+    of `sum(fun(*args))`; the derivative of each element for elementwise functions.
+
+    >>> import jitgrad.numpy as np
+    >>> elementwise_grad(np.tanh)(np.array([0.0, 1.0]))
+    array([1.        , 0.41997434])
+    """
+    from . import numpy as jnp
+
+    def summed(*args, **kwargs):
+        return jnp.sum(fun(*args, **kwargs))
+
+    return grad(functools.update_wrapper(summed, fun), argnum)
+
+
+def jacobian(fun, argnum=0):
+    """autograd's `jacobian`: the array of shape `out.shape + x.shape` of partial derivatives,
+    computed with one call of a compiled vector-Jacobian product per output element.
+
+    >>> import jitgrad.numpy as np
+    >>> jacobian(lambda x: x ** 2)(np.array([1.0, 3.0]))
+    array([[2., 0.],
+           [0., 6.]])
+    """
+    if not isinstance(argnum, (int, np.integer)):
+        raise ArgumentError("jacobian: argnum must be an int")
+    make = make_vjp(fun, argnum)
+
+    def jac(*args, **kwargs):
+        vjp, ans = make(*args, **kwargs)
+        if isinstance(ans, Tracer):
+            raise TracingError("jacobian inside a traced function is not supported yet")
+        out_shape, in_shape = np.shape(ans), np.shape(args[argnum])
+        rows = []
+        for i in range(int(np.prod(out_shape, dtype=np.int64))):
+            seed = np.zeros(out_shape)
+            seed.flat[i] = 1.0
+            rows.append(np.asarray(vjp(seed if out_shape else 1.0), dtype=float))
+        return np.reshape(np.array(rows), out_shape + in_shape)
+
+    return functools.update_wrapper(jac, fun)
+
+
+def hessian(fun, argnum=0):
+    """autograd's `hessian`: the Jacobian of the gradient; one compiled Hessian-vector product
+    per input element.
+
+    >>> import jitgrad.numpy as np
+    >>> hessian(lambda x: np.sum(x ** 3))(np.array([1.0, 2.0]))
+    array([[ 6.,  0.],
+           [ 0., 12.]])
+    """
+    return jacobian(grad(fun, argnum), argnum)
+
+
+def hessian_vector_product(fun, argnum=0):
+    """autograd's `hessian_vector_product`: `hvp(*args, v)` is H v, compiled as the gradient of
+    `<grad f, v>` (no Hessian is formed).
+
+    >>> import jitgrad.numpy as np
+    >>> hvp = hessian_vector_product(lambda x: np.sum(x ** 3))
+    >>> hvp(np.array([1.0, 2.0]), np.array([1.0, 1.0]))
+    array([ 6., 12.])
+    """
+    from . import numpy as jnp
+
+    fun_grad = grad(fun, argnum)
+
+    def vector_dot_grad(*args, **kwargs):
+        args, vector = args[:-1], args[-1]
+        return jnp.sum(fun_grad(*args, **kwargs) * vector)
+
+    return grad(functools.update_wrapper(vector_dot_grad, fun), argnum)
+
+
 @dataclass
 class Explanation:
     """What jitgrad makes of a function at one signature."""
@@ -117,7 +211,7 @@ class _Build:
 class _Entry:
     """A compiled kernel for one signature, with what it needs at every call."""
 
-    __slots__ = ("kernel", "consts", "current", "compiled")
+    __slots__ = ("kernel", "consts", "current", "compiled", "out_shape")
 
     def __init__(self, kernel, consts, current):
         self.kernel, self.consts = kernel, tuple(consts)
@@ -126,30 +220,36 @@ class _Entry:
         # read it at every call.)
         self.current = current
         self.compiled = False
+        self.out_shape = ()
 
 
 def _guard(fun):
     """A check that the globals and closure cells `fun` reads still hold what they hold now,
-    compiled into one expression because it runs on every call."""
-    code = getattr(fun, "__code__", None)
-    namespace = getattr(fun, "__globals__", None)
-    if code is None or namespace is None:
-        return None
-    names, stack = set(), [code]
-    while stack:
-        c = stack.pop()
-        names.update(c.co_names)
-        stack.extend(k for k in c.co_consts if hasattr(k, "co_names"))
-    env, terms = {"_g": namespace, "_missing": _MISSING}, []
-    for i, name in enumerate(sorted(n for n in names if n in namespace)):
-        env[f"_v{i}"] = namespace[name]
-        terms.append(f"_g.get({name!r}, _missing) is _v{i}")
-    for i, cell in enumerate(fun.__closure__ or ()):
-        try:
-            env[f"_c{i}"], env[f"_w{i}"] = cell, cell.cell_contents
-        except ValueError:  # an empty cell
+    compiled into one expression because it runs on every call.  Functions that `fun` wraps
+    (`__wrapped__`: the user's function inside elementwise_grad, hessian, ...) are watched too."""
+    env, terms, functions = {"_missing": _MISSING}, [], []
+    while fun is not None and all(fun is not f for f in functions):
+        functions.append(fun)
+        fun = getattr(fun, "__wrapped__", None)
+    for k, f in enumerate(functions):
+        code, namespace = getattr(f, "__code__", None), getattr(f, "__globals__", None)
+        if code is None or namespace is None:
             continue
-        terms.append(f"_c{i}.cell_contents is _w{i}")
+        names, stack = set(), [code]
+        while stack:
+            c = stack.pop()
+            names.update(c.co_names)
+            stack.extend(x for x in c.co_consts if hasattr(x, "co_names"))
+        env[f"_g{k}"] = namespace
+        for i, name in enumerate(sorted(n for n in names if n in namespace)):
+            env[f"_v{k}_{i}"] = namespace[name]
+            terms.append(f"_g{k}.get({name!r}, _missing) is _v{k}_{i}")
+        for i, cell in enumerate(f.__closure__ or ()):
+            try:
+                env[f"_c{k}_{i}"], env[f"_w{k}_{i}"] = cell, cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            terms.append(f"_c{k}_{i}.cell_contents is _w{k}_{i}")
     if not terms:
         return None
     return eval("lambda: " + " and ".join(terms), env)  # noqa: S307 (built from names only)
@@ -162,7 +262,8 @@ _UNCACHEABLE: dict = {}
 
 
 class _GradFunction:
-    def __init__(self, fun, argnum, with_value: bool):
+    def __init__(self, fun, argnum, with_value: bool, kind: str = "grad"):
+        self.kind = kind
         if not callable(fun):
             raise ArgumentError(f"grad: expected a function, got {type(fun).__name__}")
         self.fun, self.argnum, self.with_value = fun, argnum, with_value
@@ -178,8 +279,8 @@ class _GradFunction:
             per_fun = _CACHES.setdefault(fun, {})
         except TypeError:  # not weak-referenceable: keep per wrapper
             per_fun = _UNCACHEABLE.setdefault(id(self), {})
-        self._entries, self._fast = per_fun.setdefault(self.argnums, ({}, {}))
-        self._fast_ok = self.argnums == (0,)
+        self._entries, self._fast = per_fun.setdefault((self.argnums, self.kind), ({}, {}))
+        self._fast_ok = self.argnums == (0,) and self.kind == "grad"
 
     def __repr__(self) -> str:
         kind = "value_and_grad" if self.with_value else "grad"
@@ -265,6 +366,32 @@ class _GradFunction:
             entry.compiled = True
         return self._package(out, trees)
 
+    def make_vjp(self, args, kwargs):
+        key, dynamic, trees = self._signature(args, kwargs)
+        if any(isinstance(leaf, Tracer) for leaf in dynamic):
+            build = self._build(args, kwargs, key)
+            out_var = build.graph.outputs[0]
+
+            def traced_vjp(g):
+                out = evaluate(build.grad_graph, list(dynamic) + [g], build.consts)
+                return self._package(out, trees)[1]
+
+            zero = np.zeros(out_var.shape) if out_var.shape else 0.0
+            return traced_vjp, evaluate(build.grad_graph, list(dynamic) + [zero], build.consts)[0]
+        entry = self._entries.get(key)
+        if entry is None or not (entry.current is None or entry.current()):
+            entry = self._compile(args, kwargs, key)
+        shape = entry.out_shape
+
+        def vjp(g):
+            g = float(g) if shape == () else np.broadcast_to(np.asarray(g, dtype=float), shape)
+            out = compile.first_call(entry.kernel, (*dynamic, g, *entry.consts))
+            return self._package(out, trees)[1]
+
+        zero = 0.0 if shape == () else np.zeros(shape)
+        ans = compile.first_call(entry.kernel, (*dynamic, zero, *entry.consts))[0]
+        return vjp, ans
+
     def _package(self, out, trees):
         value, flat = out[0], iter(out[1:])
         grads = []
@@ -278,6 +405,7 @@ class _GradFunction:
         build = self._build(args, kwargs, key)
         kernel = compile.load(build.source)
         entry = _Entry(kernel, build.consts, _guard(self.fun))
+        entry.out_shape = build.graph.outputs[0].shape
         self._entries[key] = entry
         if self._fast_ok and len(args) == 1 and not kwargs and type(args[0]) is _ndarray \
                 and args[0].dtype == _FLOAT and args[0].ndim > 0:
@@ -286,7 +414,10 @@ class _GradFunction:
 
     def _build(self, args, kwargs, key) -> _Build:
         graph, consts, wrt = self._trace(args, kwargs)
-        grad_graph, grad_consts = ad.value_and_grad_graph(graph, consts, wrt)
+        if self.kind == "vjp":
+            grad_graph, grad_consts = ad.value_and_vjp_graph(graph, consts, wrt)
+        else:
+            grad_graph, grad_consts = ad.value_and_grad_graph(graph, consts, wrt)
         grad_graph = verify(fuse.dce(grad_graph))
         kind = "value and gradient" if self.with_value else "gradient"
         note = f"{kind} of {self.name} with respect to argnum={self.argnum}"
@@ -323,7 +454,7 @@ class _GradFunction:
                 tree = flatten(kwargs[name], leaves)
                 traced_kwargs[name] = unflatten(tree, iter([lift(x, False, name) for x in leaves]))
             out = self.fun(*traced_args, **traced_kwargs)
-            _check_scalar(out, self.name)
+            _check_output(out, self.name, scalar=self.kind == "grad")
             graph = trace.finish([out])
         verify(graph)
         return graph, trace.const_values, tuple(wrt)
@@ -335,20 +466,23 @@ class _GradFunction:
         return self._package(out, trees)
 
 
-def _check_scalar(out, name: str) -> None:
+def _check_output(out, name: str, scalar: bool) -> None:
     if isinstance(out, Tracer):
-        if out.size != 1:
+        if scalar and out.size != 1:
             raise TracingError(f"grad of {name}: {name} must return a scalar, but it returned an "
                                f"array of shape {out.shape}")
         if out.dtype.kind not in "biuf":
             raise TracingError(f"grad of {name}: {name} returned a value of dtype {out.dtype}")
         return
     if isinstance(out, (bool, int, float, np.number)) or (
-            isinstance(out, np.ndarray) and out.size == 1):
+            isinstance(out, np.ndarray) and (out.size == 1 or not scalar)):
         return
     shape = getattr(out, "shape", None)
     what = f"an array of shape {shape}" if shape is not None else f"a {type(out).__name__}"
-    raise TracingError(f"grad of {name}: {name} must return a scalar, but it returned {what}")
+    if scalar:
+        raise TracingError(f"grad of {name}: {name} must return a scalar, but it returned {what}")
+    raise TracingError(f"make_vjp of {name}: {name} must return one array or number, but it "
+                       f"returned {what}")
 
 
 def _leaves_of(arg) -> list:

@@ -71,17 +71,26 @@ def shape_code(shape) -> str:
 def _affine(start: int, step: int, index: str) -> str:
     if index.isdigit():
         return str(start + step * int(index))
+    m = re.fullmatch(r"(i\d+)(?: ([+-]) (\d+))?", index)
+    if m and m.group(2):  # fold the offset: start + step * (i + c)
+        c = int(m.group(3)) * (1 if m.group(2) == "+" else -1)
+        return _affine(start + step * c, step, m.group(1))
     term = index if " " not in index else f"({index})"
     if step != 1:
         term = f"{term} * {step}" if step > 0 else f"-{term} * {-step}" if step != -1 else f"-{term}"
     if start == 0:
         return term
-    return f"{start} + {term}" if term.startswith("-") else f"{term} + {start}"
+    if term.startswith("-"):
+        return f"{start} + {term}"
+    return f"{term} + {start}" if start > 0 else f"{term} - {-start}"
 
 
 def _broadcast_index(index: tuple, out_shape, in_shape) -> tuple:
+    # Index 0 only where broadcasting stretches the axis: an unstretched size-1 axis keeps the
+    # loop's own index, so the same element is always spelled the same way.
     lead = len(out_shape) - len(in_shape)
-    return tuple("0" if n == 1 else index[lead + j] for j, n in enumerate(in_shape))
+    return tuple("0" if n == 1 and out_shape[lead + j] != 1 else index[lead + j]
+                 for j, n in enumerate(in_shape))
 
 
 def view_index(stmt, index: tuple) -> tuple:
@@ -117,6 +126,7 @@ class _LoopBody:
         self.lines: list[list[str]] = [[] for _ in range(depth + 1)]
         self.memo: dict = {}
         self.names: dict[Var, int] = {}
+        self.stored: set[Var] = set()  # arrays this nest writes
 
     def _name(self, var: Var) -> str:
         n = self.names.get(var, 0)
@@ -130,6 +140,9 @@ class _LoopBody:
         key = (atom, index)
         if key in self.memo:
             return self.memo[key]
+        if atom in self.stored:
+            # The schedule lets a nest read what it stores only at the element being stored.
+            raise JitgradInternalError(f"{atom.name} is read at {index} in the nest storing it")
         if atom in self.schedule.materialized:
             if atom.ndim == 0:
                 result = (atom.name, 0)
@@ -183,6 +196,7 @@ class KernelWriter:
         graph = self.schedule.graph
         params = ", ".join(v.name for v in graph.inputs + graph.consts)
         self.lines = [DECORATOR, f"def {name}({params}):"]
+        self.overwritten = self._overwritten_buffers()
         for step in self.schedule.steps:
             if isinstance(step, Loop):
                 self.loop(step)
@@ -190,6 +204,20 @@ class KernelWriter:
                 self.call(step)
         self.out(1, "return (" + "".join(f"{r}, " for r in self.results()).rstrip(" ") + ")")
         return "\n".join(self.lines) + "\n"
+
+    def _overwritten_buffers(self) -> set:
+        """Zero-filled buffers whose every element a gather nest writes first: they need no
+        zeroing (np.empty), and the gather assigns instead of adding."""
+        out = set()
+        for step in self.schedule.steps:
+            if isinstance(step, Loop) and _gather_plan(step) is not None:
+                for sink in step.sinks:
+                    base = sink.stmt.inputs[0] if sink.kind == "scatter" else None
+                    producer = self.schedule.producers.get(base)
+                    if sink.inplace and producer is not None and producer.prim is Prim.full \
+                            and producer.params["value"] == 0 and base.ndim:
+                        out.add(base)
+        return out
 
     def region(self, graph, prefix: str) -> str:
         """Generate a region as a helper function; returns its name."""
@@ -235,6 +263,8 @@ class KernelWriter:
             shape, dt = shape_code(p["shape"]), dtype_code(p["dtype"])
             if not p["shape"]:
                 rhs = f"{dt}({literal(p['value'])})"  # 0-d: a scalar, like every 0-d value
+            elif stmt.out in self.overwritten:
+                rhs = f"np.empty({shape}, {dt})  # every element written by a gather below"
             elif p["value"] == 0:
                 rhs = f"np.zeros({shape}, {dt})"
             else:
@@ -327,6 +357,9 @@ class KernelWriter:
 
     # --- loop nests ---------------------------------------------------------------------------
     def loop(self, loop: Loop) -> None:
+        plan = _gather_plan(loop)
+        if plan is not None:
+            return self.gather_loop(loop, *plan)
         space, k = loop.space, len(loop.space)
         body = _LoopBody(self.schedule, k)
         post: list[list[str]] = [[] for _ in range(k + 1)]
@@ -335,17 +368,91 @@ class KernelWriter:
         for sink in loop.sinks:
             described.append(self.sink(sink, body, post, index))
         self.out(1, f"# loop over {space}: " + "; ".join(described))
+        self.nest(body, post, [(0, n) for n in space])
+
+    def nest(self, body: _LoopBody, post, bounds) -> None:
+        """Emit nested loops over `bounds` ((lo, hi) per axis) around the body's lines."""
+        k = len(bounds)
 
         def emit(d: int) -> None:
             for line in body.lines[d]:
                 self.out(1 + d, line)
             if d < k:
-                self.out(1 + d, f"for i{d} in range({space[d]}):")
+                lo, hi = bounds[d]
+                self.out(1 + d, f"for i{d} in range({hi}):" if lo == 0 else
+                         f"for i{d} in range({lo}, {hi}):")
                 emit(d + 1)
                 for line in post[d]:
                     self.out(1 + d, line)
 
         emit(0)
+
+    def gather_loop(self, loop: Loop, shape, offsets) -> None:
+        """A nest that scatters into slices of a buffer (`g[1:] += a; g[:-1] += b`, the adjoint of
+        shifted slices), written as a gather over the buffer instead (`g[j] += a[j-1] + b[j]`).
+        A scatter makes each iteration read what the previous one wrote, a chain through memory
+        that serialises the loop; a gather has no such chain and vectorises.  The buffer's index
+        space is cut into segments in which the same sinks are active, so no loop has branches."""
+        k, space = len(shape), loop.space
+        self.out(1, f"# loop over {space}, as a gather over {shape}: "
+                 + "; ".join(_describe(s) for s in loop.sinks))
+        accumulators = {}
+        for sink in loop.sinks:
+            var = sink.var
+            if sink.kind == "scatter":
+                base = sink.stmt.inputs[0]
+                self.out(1, f"{var.name} = {base.name}" + ("" if sink.inplace else ".copy()"))
+            elif sink.kind == "store" and var.ndim:
+                self.out(1, f"{var.name} = np.empty({shape_code(var.shape)}, "
+                            f"{dtype_code(var.dtype)})")
+            elif sink.kind == "reduce":
+                init, _ = _reduction_code(sink.stmt.prim, var.dtype)
+                if var.ndim == 0:
+                    accumulators[var] = f"acc{var.id}"
+                    self.out(1, f"acc{var.id} = {init}")
+                else:
+                    self.out(1, f"{var.name} = np.full({shape_code(var.shape)}, {init}, "
+                                f"{dtype_code(var.dtype)})")
+        cuts = [sorted({0, n} | {o[d] for o in offsets.values()}
+                       | {o[d] + space[d] for o in offsets.values()}) for d, n in enumerate(shape)]
+        fresh = {_buffer_root(s, loop).name for s in loop.sinks
+                 if s.kind == "scatter" and _buffer_root(s, loop) is s.var
+                 and s.stmt.inputs[0] in self.overwritten}
+        for segment in itertools.product(*[list(zip(c, c[1:])) for c in cuts]):
+            active = [s for s in loop.sinks if all(
+                offsets[id(s)][d] <= lo and hi <= offsets[id(s)][d] + space[d]
+                for d, (lo, hi) in enumerate(segment))]
+            if not active and not fresh:
+                continue
+            body = _LoopBody(self.schedule, k)
+            j = tuple(f"i{d}" for d in range(k))
+            totals: dict[str, list[str]] = {}
+            for sink in active:
+                index = tuple(_shift(j[d], -offsets[id(sink)][d]) for d in range(k))
+                var, stmt = sink.var, sink.stmt
+                if sink.kind == "store":
+                    value, depth = body.compute(self.schedule.producers[var], index)
+                    target = var.name if var.ndim == 0 else f"{var.name}[{', '.join(index)}]"
+                    body.lines[k].append(f"{target} = {value}")
+                elif sink.kind == "reduce":
+                    value, _ = body.value(stmt.inputs[0], index)
+                    _, update = _reduction_code(stmt.prim, var.dtype)
+                    axes, keepdims = stmt.params["axes"], stmt.params["keepdims"]
+                    target = accumulators.get(var) or f"{var.name}[" + ", ".join(
+                        "0" if d in axes else index[d] for d in range(k)
+                        if keepdims or d not in axes) + "]"
+                    body.lines[k].append(update.format(acc=target, v=value))
+                else:
+                    value, _ = body.value(stmt.inputs[1], index)
+                    totals.setdefault(_buffer_root(sink, loop).name, []).append(value)
+            for name in fresh - set(totals):
+                body.lines[k].append(f"{name}[{', '.join(j)}] = 0.0")
+            for name, values in totals.items():
+                op = "=" if name in fresh else "+="
+                body.lines[k].append(f"{name}[{', '.join(j)}] {op} {' + '.join(values)}")
+            self.nest(body, [[] for _ in range(k + 1)], segment)
+        for var, acc in accumulators.items():
+            self.out(1, f"{var.name} = {acc}")
 
     def sink(self, sink: Sink, body: _LoopBody, post, index) -> str:
         k, var = len(index), sink.var
@@ -354,6 +461,7 @@ class KernelWriter:
             stmt = self.schedule.producers[var]
             value, depth = body.compute(stmt, index)
             body.memo[(var, index)] = (value, depth)  # later sinks of this nest read the local
+            body.stored.add(var)
             if var.ndim == 0:
                 inner.append(f"{var.name} = {value}")
             else:
@@ -379,18 +487,7 @@ class KernelWriter:
         axes, keepdims = stmt.params["axes"], stmt.params["keepdims"]
         value, _ = body.value(stmt.inputs[0], index)
         dtype = var.dtype
-        if stmt.prim is Prim.reduce_sum:
-            init = "0.0" if dtype.kind == "f" else "0"
-            update = "{acc} += {v}"
-        else:
-            is_max = stmt.prim is Prim.reduce_max
-            if dtype.kind == "f":
-                init = "-np.inf" if is_max else "np.inf"
-            else:
-                info = np.iinfo(dtype) if dtype.kind in "iu" else None
-                init = str(info.min if is_max else info.max) if info else str(not is_max)
-            fn = "np.maximum" if is_max else "np.minimum"
-            update = "{acc} = " + fn + "({acc}, {v})"
+        init, update = _reduction_code(stmt.prim, dtype)
         out_index = [("0" if keepdims else None) if d in axes else index[d] for d in range(k)]
         out_index = [i for i in out_index if i is not None]
         r = k - len(axes)
@@ -410,6 +507,63 @@ class KernelWriter:
             target = f"{var.name}[{', '.join(out_index)}]"
             body.lines[k].append(update.format(acc=target, v=value))
         return f"{var.name} = {format_stmt(stmt).split(' = ', 1)[1]}"
+
+
+def _reduction_code(prim, dtype) -> tuple[str, str]:
+    """(initial value, update template) of a reduction's accumulator."""
+    if prim is Prim.reduce_sum:
+        return ("0.0" if dtype.kind == "f" else "0"), "{acc} += {v}"
+    is_max = prim is Prim.reduce_max
+    if dtype.kind == "f":
+        init = "-np.inf" if is_max else "np.inf"
+    elif dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        init = str(info.min if is_max else info.max)
+    else:
+        init = str(not is_max)
+    return init, "{acc} = " + ("np.maximum" if is_max else "np.minimum") + "({acc}, {v})"
+
+
+def _describe(sink: Sink) -> str:
+    if sink.kind == "store":
+        return f"store {sink.var.name}"
+    return f"{sink.var.name} = {format_stmt(sink.stmt).split(' = ', 1)[1]}"
+
+
+def _gather_plan(loop: Loop):
+    """(buffer shape, offset of each sink) if the nest's scatters should become a gather:
+    they all fill unit-step slices of buffers of one shape, at least one of them shifted."""
+    scatters = [s for s in loop.sinks if s.kind == "scatter"]
+    shapes = {s.var.shape for s in scatters}
+    if len(shapes) != 1:
+        return None
+    (shape,) = shapes
+    k = len(loop.space)
+    if len(shape) != k:
+        return None
+    offsets = {}
+    for sink in loop.sinks:
+        offsets[id(sink)] = (0,) * k
+        if sink.kind == "scatter":
+            index = sink.stmt.params["index"]
+            if not all(isinstance(e, Span) and e.step == 1 for e in index):
+                return None
+            offsets[id(sink)] = tuple(e.start for e in index)
+    if shape == loop.space and all(o == (0,) * k for o in offsets.values()):
+        return None  # nothing is shifted: the scatter already is a gather
+    return shape, offsets
+
+
+def _buffer_root(sink: Sink, loop: Loop) -> Var:
+    """The first variable of an in-place chain of scatters in this nest: they share a buffer."""
+    outs = {s.var: s for s in loop.sinks if s.kind == "scatter"}
+    while sink.inplace and sink.stmt.inputs[0] in outs:
+        sink = outs[sink.stmt.inputs[0]]
+    return sink.var
+
+
+def _shift(index: str, by: int) -> str:
+    return _affine(by, 1, index)
 
 
 def _slice_code(s) -> str:

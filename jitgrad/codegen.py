@@ -230,7 +230,6 @@ class KernelWriter:
 
     def results(self) -> list[str]:
         graph, out = self.schedule.graph, []
-        arguments = set(graph.inputs) | set(graph.consts)
         for a in graph.outputs:
             if isinstance(a, Lit):
                 out.append(literal(a.value))
@@ -240,8 +239,8 @@ class KernelWriter:
                 continue
             stmt = self.schedule.producers.get(a)
             # What the caller gets must be its own array, never one of its arguments.
-            aliased = a in arguments or (stmt is not None and (
-                stmt.prim in CONTROL or (stmt.prim is Prim.reshape and not is_unit_reshape(stmt))))
+            aliased = self.schedule.aliases_argument(a) or (
+                stmt is not None and stmt.prim in CONTROL)
             copy = a.ndim > 0 and (aliased or a.name in out)
             out.append(f"{a.name}.copy()" if copy else a.name)
         return out
@@ -257,7 +256,7 @@ class KernelWriter:
             rhs = f"{x.name}[{', '.join(map(_slice_code, numpy_index(stmt.params['index'])))}]"
         elif stmt.prim is Prim.matmul:
             a, b = (self._float(v, stmt.out.dtype) for v in stmt.inputs)
-            rhs = f"np.dot({a}, {b})"
+            rhs = f"runtime.matmul({a}, {b})"
         elif stmt.prim is Prim.full:
             p = stmt.params
             shape, dt = shape_code(p["shape"]), dtype_code(p["dtype"])
@@ -580,5 +579,5 @@ def generate(schedule: Schedule, name: str = "kernel", note: str = "") -> str:
     helpers: list[str] = []
     main = KernelWriter(schedule, helpers, itertools.count()).function(name)
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
-    lines += ["import numpy as np", "import numba", "", ""]
+    lines += ["import numpy as np", "import numba", "", "from jitgrad import runtime", "", ""]
     return "\n".join(lines) + "\n\n".join(helpers + [main])

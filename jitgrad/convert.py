@@ -190,23 +190,10 @@ def convert(fn, runtime=None):
         return fn if func is fn.__func__ else types.MethodType(func, fn.__self__)
     if kind is not types.FunctionType:
         return fn
-    try:
-        code = fn.__code__
-        entry = _CACHE.get(code)
-        if entry is None:
-            entry = _analyse(fn)
-            _CACHE[code] = entry
-            if entry.unconverted:
-                UNCONVERTED.update(entry.unconverted)
-    except Exception as e:  # never raise for unconvertible input
-        try:
-            _CACHE[fn.__code__] = _Entry(reason=f"conversion failed: {type(e).__name__}: {e}")
-        except Exception:
-            pass
-        return fn
+    entry = _CACHE.get(fn.__code__) or _entry(fn)
     if entry.unconverted or entry.code is not None:
         if runtime is None:
-            runtime = _default_runtime()
+            runtime = _RUNTIME[0] or _default_runtime()
         if entry.unconverted:
             table = getattr(runtime, "UNCONVERTED", None)
             if isinstance(table, dict) and table is not UNCONVERTED:
@@ -215,7 +202,7 @@ def convert(fn, runtime=None):
         return fn
     try:
         return entry.make(fn, runtime)
-    except Exception:
+    except Exception:  # pragma: no cover (a closure that does not fit: keep the original)
         return fn
 
 
@@ -226,9 +213,8 @@ def converted_source(fn) -> str | None:
         fn = fn.__func__
     if not isinstance(fn, types.FunctionType):
         return None
-    convert(fn, runtime=_NO_RUNTIME)
-    entry = _CACHE.get(fn.__code__)
-    return entry.source if entry is not None and entry.code is not None else None
+    entry = _entry(fn)
+    return entry.source if entry.code is not None else None
 
 
 def not_converted_reason(fn) -> str | None:
@@ -237,10 +223,7 @@ def not_converted_reason(fn) -> str | None:
         fn = fn.__func__
     if not isinstance(fn, types.FunctionType):
         return f"a {type(fn).__name__}, not a Python function"
-    convert(fn, runtime=_NO_RUNTIME)
-    entry = _CACHE.get(fn.__code__)
-    if entry is None:
-        return "conversion failed"
+    entry = _entry(fn)
     return entry.reason if entry.code is None else None
 
 
@@ -248,36 +231,58 @@ def not_converted_reason(fn) -> str | None:
 # The cache
 # ------------------------------------------------------------------------------------------------
 
-_NO_RUNTIME = types.SimpleNamespace()  # for introspection only: converted code is never run
+_RUNTIME: list = [None]
 
 
 def _default_runtime():
     from . import control
+    _RUNTIME[0] = control
     return control
+
+
+def _entry(fn) -> "_Entry":
+    """The cached conversion of `fn`'s code, converting it now if needed; never raises."""
+    code = fn.__code__
+    entry = _CACHE.get(code)
+    if entry is not None:
+        return entry
+    try:
+        entry = _analyse(fn)
+    except Exception as e:  # never raise for unconvertible input
+        entry = _no(f"conversion failed: {type(e).__name__}: {e}")
+    _CACHE[code] = entry
+    if entry.unconverted:
+        UNCONVERTED.update(entry.unconverted)
+    return entry
 
 
 class _Entry:
     """What converting one code object gave: a code object to build functions from (or None,
     with the reason), and the statements left as plain Python."""
 
-    __slots__ = ("code", "runtime_var", "reason", "unconverted", "source")
+    __slots__ = ("code", "cells", "reason", "unconverted", "source")
 
-    def __init__(self, code=None, runtime_var=None, reason=None, unconverted=None, source=None):
-        self.code, self.runtime_var, self.reason = code, runtime_var, reason
+    def __init__(self, code=None, cells=(), reason=None, unconverted=None, source=None):
+        self.code, self.reason = code, reason
+        # Per free variable of `code`: its index in the original function's closure, or -1 for
+        # the runtime.
+        self.cells = cells
         self.unconverted = unconverted or {}
         self.source = source
 
     def make(self, fn, runtime):
-        code = self.code
-        cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
-        closure = tuple(types.CellType(runtime) if name == self.runtime_var else cells[name]
-                        for name in code.co_freevars)
-        new = types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__,
-                                 closure or None)
+        closure = fn.__closure__
+        if self.cells:
+            cell = _runtime_cell(runtime)
+            closure = tuple(cell if i < 0 else closure[i] for i in self.cells)
+        else:
+            closure = None
+        new = _FunctionType(self.code, fn.__globals__, fn.__name__, fn.__defaults__, closure)
         new.__kwdefaults__ = fn.__kwdefaults__
         new.__qualname__ = fn.__qualname__
         new.__doc__ = fn.__doc__
-        new.__module__ = fn.__module__
+        if fn.__module__ != new.__module__:
+            new.__module__ = fn.__module__
         new.__annotations__ = fn.__annotations__
         if fn.__dict__:
             new.__dict__.update(fn.__dict__)
@@ -285,17 +290,54 @@ class _Entry:
         return new
 
 
-# code object -> _Entry.  Code objects of converted functions (and of every function nested in
-# them) map to an entry that says so, so that converting them again returns them unchanged.
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_ALREADY = None  # set below
+_FunctionType = types.FunctionType
+_last_runtime: list = [None, None]  # [runtime, a cell holding it]
+
+
+def _runtime_cell(runtime):
+    if _last_runtime[0] is not runtime:
+        _last_runtime[:] = [runtime, types.CellType(runtime)]
+    return _last_runtime[1]
+
+
+class _CodeCache:
+    """code object -> _Entry, by identity and weakly.  (A WeakKeyDictionary would hash code
+    objects by content at every lookup, which costs microseconds.)"""
+
+    def __init__(self):
+        self._entries: dict = {}  # id(code) -> (weakref to code, entry)
+
+    def get(self, code):
+        hit = self._entries.get(id(code))
+        if hit is not None and hit[0]() is code:
+            return hit[1]
+        return None
+
+    def __setitem__(self, code, entry):
+        key = id(code)
+        entries = self._entries
+
+        def forget(_, key=key):
+            hit = entries.get(key)
+            if hit is not None and hit[0]() is None:
+                del entries[key]
+
+        entries[key] = (weakref.ref(code, forget), entry)
+
+    def __len__(self):
+        return len(self._entries)
+
+
+# Code objects of converted functions (and of every function nested in them) map to an entry
+# that says so, so that converting them again returns them unchanged.
+_CACHE = _CodeCache()
 
 
 def _no(reason: str, unconverted=None) -> _Entry:
     return _Entry(reason=reason, unconverted=unconverted)
 
 
-_ALREADY = _no("already converted")
+_ALREADY = _no("already converted")  # noqa: E305
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1145,10 +1187,10 @@ def _analyse(fn) -> _Entry:
     if new is None:
         return _no("internal: the converted code was not found", converter.unconverted)
     runtime_var = _mangle(cls, RUNTIME_NAME)
-    allowed = set(code.co_freevars) | {runtime_var}
-    if not set(new.co_freevars) <= allowed:
+    if not set(new.co_freevars) <= set(code.co_freevars) | {runtime_var}:
         return _no("internal: the converted code needs other closure variables",
                    converter.unconverted)
+    cells = tuple(-1 if v == runtime_var else code.co_freevars.index(v) for v in new.co_freevars)
     new = new.replace(co_name=code.co_name)
     if hasattr(new, "co_qualname"):
         new = new.replace(co_qualname=code.co_qualname)
@@ -1161,7 +1203,7 @@ def _analyse(fn) -> _Entry:
         source = ast.unparse(fdef)
     except Exception:  # pragma: no cover
         source = None
-    return _Entry(new, runtime_var, None, converter.unconverted, source)
+    return _Entry(new, cells, None, converter.unconverted, source)
 
 
 def _find_code(code, factory_name, name):

@@ -56,6 +56,17 @@ class Schedule:
     materialized: set  # vars that exist as arrays or scalars in the kernel
     producers: dict  # Var -> the Stmt that defines it
 
+    def aliases_argument(self, var: Var) -> bool:
+        """Might `var` share memory with a kernel argument (through views and reshapes)?"""
+        arguments = set(self.graph.inputs) | set(self.graph.consts)
+        while var not in arguments:
+            stmt = self.producers.get(var)
+            if stmt is None or stmt.prim not in (Prim.reshape, Prim.transpose, Prim.slice) \
+                    or not isinstance(stmt.inputs[0], Var):
+                return False
+            var = stmt.inputs[0]
+        return True
+
 
 def is_unit_reshape(stmt: Stmt) -> bool:
     """A reshape that only inserts or removes size-1 axes: indices map one to one."""
@@ -113,6 +124,19 @@ def schedule(graph: Graph) -> Schedule:
                 view_candidates.add(a)
             else:
                 needed.add(a)
+    # A value needed in memory that is a unit-dim reshape (a vector made a column for a matrix
+    # product, a column made a vector for the gradient) is a reshape of its stored source: the
+    # source keeps the shape of the elementwise work around it, and so fuses with it.
+    reshaped: set[Var] = set()
+    changed = True
+    while changed:
+        changed = False
+        for v in list(needed - reshaped):
+            stmt = producers.get(v)
+            if stmt is not None and is_unit_reshape(stmt) and isinstance(stmt.inputs[0], Var):
+                reshaped.add(v)
+                needed.add(stmt.inputs[0])
+                changed = True
     materialized |= needed
     views = {v for v in view_candidates - needed
              if isinstance(producers[v].inputs[0], Var) and producers[v].inputs[0] in materialized}
@@ -138,7 +162,7 @@ def schedule(graph: Graph) -> Schedule:
         out = stmt.out
         if fusible(stmt) and out not in needed and out not in views:
             continue  # computed inside the loops that read it
-        if out in views:
+        if out in views or out in reshaped:
             steps.append(Call(stmt, view=True))
             made_at[out] = len(steps) - 1
             continue

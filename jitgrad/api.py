@@ -18,6 +18,7 @@ from . import ad, codegen, compile, fuse
 from .errors import ArgumentError, TracingError
 from .interpret import evaluate
 from .ir import Graph, verify
+from .control import converted_call
 from .trace import Trace, Tracer, flatten, float_leaf, unflatten
 
 _ndarray = np.ndarray
@@ -98,7 +99,7 @@ def elementwise_grad(fun, argnum=0):
     from . import numpy as jnp
 
     def summed(*args, **kwargs):
-        return jnp.sum(fun(*args, **kwargs))
+        return jnp.sum(converted_call(fun, *args, **kwargs))
 
     return grad(functools.update_wrapper(summed, fun), argnum)
 
@@ -299,21 +300,19 @@ class _GradFunction:
             def call(*args, **kwargs):
                 if len(args) == 1 and not kwargs:
                     x = args[0]
-                    if type(x) is ndarray:
-                        entry = fast.get(x.shape)
-                        if entry is not None and x.dtype is float64 and (
-                                entry.current is None or entry.current()):
-                            return entry.kernel(x, *entry.consts)
+                    kind = type(x)
+                    entry = fast.get(x.shape if kind is ndarray and x.dtype is float64 else kind)
+                    if entry is not None and (entry.current is None or entry.current()):
+                        return entry.kernel(x, *entry.consts)
                 return slow(args, kwargs)
         else:
             def call(*args, **kwargs):
                 if len(args) == 1 and not kwargs:
                     x = args[0]
-                    if type(x) is ndarray:
-                        entry = fast.get(x.shape)
-                        if entry is not None and x.dtype is float64 and (
-                                entry.current is None or entry.current()):
-                            return entry.kernel(x, *entry.consts)[1]
+                    kind = type(x)
+                    entry = fast.get(x.shape if kind is ndarray and x.dtype is float64 else kind)
+                    if entry is not None and (entry.current is None or entry.current()):
+                        return entry.kernel(x, *entry.consts)[1]
                 return slow(args, kwargs)
 
         functools.update_wrapper(call, self.fun)
@@ -407,9 +406,14 @@ class _GradFunction:
         entry = _Entry(kernel, build.consts, _guard(self.fun))
         entry.out_shape = build.graph.outputs[0].shape
         self._entries[key] = entry
-        if self._fast_ok and len(args) == 1 and not kwargs and type(args[0]) is _ndarray \
-                and args[0].dtype == _FLOAT and args[0].ndim > 0:
-            self._fast[args[0].shape] = entry
+        if self._fast_ok and len(args) == 1 and not kwargs:
+            # The hot path's keys: the shape of a float64 array (not 0-d: kernels take 0-d
+            # values as scalars), or the type of a float (NumPy's float64 is one too).
+            x = args[0]
+            if type(x) is _ndarray and x.dtype == _FLOAT and x.ndim > 0:
+                self._fast[x.shape] = entry
+            elif type(x) in (float, np.float64):
+                self._fast[float] = self._fast[np.float64] = entry
         return entry
 
     def _build(self, args, kwargs, key) -> _Build:
@@ -453,7 +457,8 @@ class _GradFunction:
                 leaves = []
                 tree = flatten(kwargs[name], leaves)
                 traced_kwargs[name] = unflatten(tree, iter([lift(x, False, name) for x in leaves]))
-            out = self.fun(*traced_args, **traced_kwargs)
+            # Python control flow on traced values is rewritten into compiled loops/branches.
+            out = converted_call(self.fun, *traced_args, **traced_kwargs)
             _check_output(out, self.name, scalar=self.kind == "grad")
             graph = trace.finish([out])
         verify(graph)

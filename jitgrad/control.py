@@ -35,8 +35,6 @@ from .trace import (Trace, Tracer, bind, bind_multi, flatten, full, innermost_tr
 # trace time up to this many iterations; past it, the rest runs as a compiled loop.
 UNROLL_LIMIT = 100
 
-# Statements convert.py left as plain Python, and why: (filename, lineno) -> reason.
-UNCONVERTED: dict = {}
 
 # ------------------------------------------------------------------------------------------------
 # Values, types and regions
@@ -350,8 +348,8 @@ def while_loop(cond_fun, body_fun, init_val):
     """
     if innermost_trace() is None:
         val = init_val
-        while cond_fun(val):
-            val = body_fun(val)
+        while converted_call(cond_fun, val):
+            val = converted_call(body_fun, val)
         return val
     leaves: list = []
     tree = flatten(init_val, leaves)
@@ -359,13 +357,14 @@ def while_loop(cond_fun, body_fun, init_val):
 
     def body(*values):
         out_leaves: list = []
-        out_tree = flatten(body_fun(unflatten(tree, iter(values))), out_leaves)
+        out_tree = flatten(converted_call(body_fun, unflatten(tree, iter(values))), out_leaves)
         if out_tree != tree:
             raise TracingError(f"while_loop at {where}: body_fun returned a different structure "
                                f"than init_val")
         return out_leaves
 
-    final = emit_while(lambda *v: cond_fun(unflatten(tree, iter(v))), body, leaves, where)
+    final = emit_while(lambda *v: converted_call(cond_fun, unflatten(tree, iter(v))), body,
+                       leaves, where)
     return unflatten(tree, iter(final))
 
 
@@ -380,10 +379,11 @@ def fori_loop(lower, upper, body_fun, init_val):
     if innermost_trace() is None:
         val = init_val
         for i in range(operator.index(lower), operator.index(upper)):
-            val = body_fun(i, val)
+            val = converted_call(body_fun, i, val)
         return val
     start = lower if isinstance(lower, Tracer) else full((), lower, INT)
-    i, val = while_loop(lambda s: s[0] < upper, lambda s: (s[0] + 1, body_fun(s[0], s[1])),
+    i, val = while_loop(lambda s: s[0] < upper,
+                        lambda s: (s[0] + 1, converted_call(body_fun, s[0], s[1])),
                         (start, init_val))
     return val
 
@@ -399,7 +399,7 @@ def cond(pred, true_fun, false_fun, *operands):
     (6.0, -1.0)
     """
     if not isinstance(pred, Tracer):
-        return (true_fun if pred else false_fun)(*operands)
+        return converted_call(true_fun if pred else false_fun, *operands)
     leaves: list = []
     tree = flatten(tuple(operands), leaves)
     where = user_frame()
@@ -408,7 +408,7 @@ def cond(pred, true_fun, false_fun, *operands):
     def branch(fn, key):
         def run(*values):
             out_leaves: list = []
-            trees[key] = flatten(fn(*unflatten(tree, iter(values))), out_leaves)
+            trees[key] = flatten(converted_call(fn, *unflatten(tree, iter(values))), out_leaves)
             return out_leaves
         return run
 
@@ -554,8 +554,9 @@ def for_range_stmt(range_args, body_fn, init, names, where):
             return values
         try:
             return _for_range_compiled(r.start, r.stop, r.step, body_fn, init, names, where)
-        except TracingError:
-            # The body needs `i` as a Python int (an index, a shape): unroll after all.
+        except (TracingError, TypeError):
+            # The body needs `i` as a Python int (an index, a shape, `i % 2`): unroll after all.
+            # (A genuine error in the body raises again from the unrolled loop.)
             values = tuple(init)
             for i in r:
                 values = tuple(body_fn(i, *values))
@@ -585,15 +586,10 @@ def _for_range_compiled(start, stop, step, body_fn, init, names, where):
 _NOT_CONVERTED = ("jitgrad", "numpy", "numba", "scipy", "builtins", "functools", "math")
 
 
-def converted_call(f, *args, **kwargs):
+def converted_call(f, /, *args, **kwargs):
     """Call `f`, converting its control flow first if it is a user's Python function."""
-    target = f.__func__ if isinstance(f, pytypes.MethodType) else f
-    if isinstance(target, pytypes.FunctionType) and not (
-            (target.__module__ or "").split(".")[0] in _NOT_CONVERTED):
+    if isinstance(f, (pytypes.FunctionType, pytypes.MethodType)) and not (
+            (getattr(f, "__module__", None) or "").split(".")[0] in _NOT_CONVERTED):
         from .convert import convert
-        converted = convert(target)
-        if converted is not target:
-            if isinstance(f, pytypes.MethodType):
-                return converted(f.__self__, *args, **kwargs)
-            return converted(*args, **kwargs)
+        f = convert(f)
     return f(*args, **kwargs)

@@ -38,9 +38,11 @@ Carried variables
     the function outside the statement's bodies (its condition, range arguments, and loop
     ``else`` count as outside), or if it may be read before being assigned inside a body.  Other
     assigned variables are temporaries, local to the branch or body function.  A carried variable
-    that may not be assigned yet when the statement runs is initialised to
+    that may not be assigned yet when the statement runs (it is not a parameter, and no earlier
+    statement of the same body assigns it on every path) is initialised to
     ``__jg.Undefined("name")`` at the top of the function (or of the enclosing branch/body
-    function), so no ``UnboundLocalError`` occurs; function parameters are never re-initialised.
+    function), so no ``UnboundLocalError`` occurs.  The ``names`` tuples hold the variables'
+    names as written in the source (``RETURN_VALUE`` for the early-return variable).
 
 Early returns
     At the top level of a function body, ``if c: ...; return a`` followed by more statements is
@@ -105,14 +107,36 @@ defaults and keyword defaults, and ``__wrapped__ = fn``.  Its line numbers (and 
 are those of `fn`'s source file, so tracebacks and the ``where`` strings point at the user's
 lines; generated statements carry the position of the ``if``/``while``/``for`` header they come
 from, and generated functions are named ``__jg_<kind>_<line>``.
+
+The rewritten function is compiled once per code object (with `fn`'s file name and
+``from __future__`` flags, inside a factory function whose parameters are the runtime and `fn`'s
+free variables, and inside a class of the same name when `fn` is a method using private
+``__names``, so that they are mangled as in the original); the function's code object is taken
+out of the factory's constants, never executed, so nothing is added to any namespace.  Each
+`convert(fn)` call then makes a fresh function from that code with ``types.FunctionType``.
+
+Limitations
+-----------
+- A variable that the original function would report as unbound (``UnboundLocalError``) after
+  a converted statement holds an ``Undefined`` object instead; the runtime decides what using it
+  does.
+- A closure created inside a converted branch or loop body and called after the statement sees
+  the value a carried variable had in that body, not later rebindings in the outer function.
+- Converted code runs in more frames (the runtime's and the branch/body functions): code that
+  counts frames (``warnings.warn(..., stacklevel=n)``, ``sys._getframe``) sees different ones.
+- Loops that mutate objects through method calls (``out.append(v)``) are converted; the runtime
+  must run them as Python (it does when the range or condition is concrete).
+- Callable objects and classes are called as they are (their ``__call__``/``__init__`` is not
+  converted); so are functions passed to other functions (``map(f, xs)``, ``sorted(key=f)``).
 """
 
 from __future__ import annotations
-
 import __future__
+
 import ast
 import builtins
 import collections
+import copy
 import inspect
 import os
 import sys
@@ -120,8 +144,15 @@ import sysconfig
 import types
 import weakref
 
-__all__ = ["convert", "converted_source", "not_converted_reason", "UNCONVERTED",
-           "DO_NOT_CONVERT", "RUNTIME_NAME", "RETURN_VALUE"]
+__all__ = [
+    "DO_NOT_CONVERT",
+    "RETURN_VALUE",
+    "RUNTIME_NAME",
+    "UNCONVERTED",
+    "convert",
+    "converted_source",
+    "not_converted_reason",
+]
 
 # The name under which converted code sees the runtime module.
 RUNTIME_NAME = "__jg"
@@ -155,7 +186,7 @@ def _library_dirs() -> tuple:
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         try:
             path = sysconfig.get_paths().get(key)
-        except Exception:  # pragma: no cover
+        except Exception:  # noqa: BLE001
             path = None
         if path:
             dirs.add(os.path.normcase(os.path.abspath(path)) + os.sep)
@@ -202,7 +233,7 @@ def convert(fn, runtime=None):
         return fn
     try:
         return entry.make(fn, runtime)
-    except Exception:  # pragma: no cover (a closure that does not fit: keep the original)
+    except Exception:  # noqa: BLE001 (a closure that does not fit: keep fn)
         return fn
 
 
@@ -240,7 +271,7 @@ def _default_runtime():
     return control
 
 
-def _entry(fn) -> "_Entry":
+def _entry(fn) -> _Entry:
     """The cached conversion of `fn`'s code, converting it now if needed; never raises."""
     code = fn.__code__
     entry = _CACHE.get(code)
@@ -248,7 +279,7 @@ def _entry(fn) -> "_Entry":
         return entry
     try:
         entry = _analyse(fn)
-    except Exception as e:  # never raise for unconvertible input
+    except Exception as e:  # noqa: BLE001 (never raise for unconvertible input)
         entry = _no(f"conversion failed: {type(e).__name__}: {e}")
     _CACHE[code] = entry
     if entry.unconverted:
@@ -260,7 +291,7 @@ class _Entry:
     """What converting one code object gave: a code object to build functions from (or None,
     with the reason), and the statements left as plain Python."""
 
-    __slots__ = ("code", "cells", "reason", "unconverted", "source")
+    __slots__ = ("cells", "code", "reason", "source", "unconverted")
 
     def __init__(self, code=None, cells=(), reason=None, unconverted=None, source=None):
         self.code, self.reason = code, reason
@@ -337,7 +368,7 @@ def _no(reason: str, unconverted=None) -> _Entry:
     return _Entry(reason=reason, unconverted=unconverted)
 
 
-_ALREADY = _no("already converted")  # noqa: E305
+_ALREADY = _no("already converted")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -375,7 +406,7 @@ def _parse_function(fn):
     code = fn.__code__
     try:
         lines, start = inspect.getsourcelines(fn)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return "its source code is not available"
     if not lines:
         return "its source code is not available"
@@ -522,11 +553,6 @@ def _binds(target, x) -> bool:
                for n in ast.walk(target))
 
 
-def _target_reads(reads: _Reads, target, x) -> bool:
-    """Does assigning to `target` read `x` (`x[i] = ...`, `a[x] = ...`, `x.b = ...`)?"""
-    return reads.any(x, target)
-
-
 def _flow_block(reads: _Reads, stmts, x):
     """(may read `x` before assigning it, assigns `x` on every path), conservatively."""
     for s in stmts:
@@ -642,7 +668,7 @@ def _blocker(stmts):
 def _short(node) -> str:
     try:
         text = ast.unparse(node)
-    except Exception:  # pragma: no cover
+    except Exception:  # noqa: BLE001
         return "..."
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -875,11 +901,9 @@ class _Converter:
         self.changed |= folded
         self.totals.append(self.reads.counts(body))
         try:
-            new, carried = self.block(body)
+            new, inits = self.scope_block(body, _params(fdef.args))
         finally:
             self.totals.pop()
-        params = _params(fdef.args)
-        inits = [n for n in carried if n not in params]
         if inits:
             start = 0
             if new and isinstance(new[0], ast.Expr) and isinstance(new[0].value, ast.Constant) \
@@ -893,11 +917,26 @@ class _Converter:
 
     def body_function(self, name, params, stmts, results, loc, prologue=()):
         """A generated function: `def name(*params): <prologue> <stmts> return (*results,)`."""
-        body, carried = self.block(stmts)
-        inits = [n for n in carried if n not in params]
+        body, inits = self.scope_block(stmts, params)
         ret = _locate(ast.Return(value=_names_tuple(results, ast.Load)), loc)
         return _make_def(name, params, list(prologue) + _undefined_inits(inits, loc) + body
                          + [ret], loc)
+
+    def scope_block(self, stmts, params):
+        """The statements of a function body, converted, and the names to initialise to
+        `Undefined` at its top: those carried by a converted statement that may not be assigned
+        when the statement runs (not parameters, not assigned on every path before it)."""
+        out, inits, assigned = [], {}, set(params)
+        for s in stmts:
+            bound, _ = _bound([s])
+            always = {x for x in bound if x not in assigned and _flow_stmt(self.reads, s, x)[1]}
+            new, carried = self.stmt(s)
+            for n in carried:
+                if n not in assigned:
+                    inits.setdefault(n, None)
+            assigned |= always
+            out.extend(new)
+        return out, list(inits)
 
     # --- statements -------------------------------------------------------------------------
     def block(self, stmts):
@@ -1133,6 +1172,7 @@ def _analyse(fn) -> _Entry:
 
     # The function as it will be compiled: no decorators, defaults or annotations (the new
     # function gets fn's defaults, and annotations are fn's).
+    shown_args = copy.deepcopy(fdef.args)  # for converted_source
     fdef.decorator_list = []
     fdef.returns = None
     args = fdef.args
@@ -1200,8 +1240,9 @@ def _analyse(fn) -> _Entry:
         _CACHE[c] = _ALREADY
         stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
     try:
+        fdef.args = shown_args
         source = ast.unparse(fdef)
-    except Exception:  # pragma: no cover
+    except Exception:  # noqa: BLE001
         source = None
     return _Entry(new, cells, None, converter.unconverted, source)
 

@@ -77,8 +77,9 @@ class Trace:
         return outs
 
     def finish(self, outputs) -> Graph:
-        return Graph(tuple(self.inputs), tuple(self.consts), tuple(self.stmts),
-                     tuple(self.atom(o) for o in outputs), self.name)
+        # Outputs first: an output captured from outside the trace adds a constant.
+        atoms = tuple(self.atom(o) for o in outputs)
+        return Graph(tuple(self.inputs), tuple(self.consts), tuple(self.stmts), atoms, self.name)
 
     def atom(self, value):
         if isinstance(value, Tracer) and value._trace is self:
@@ -232,11 +233,18 @@ class Tracer:
             f"for example `x = np.where(mask, value, x)`.")
 
     def _concrete(self, what: str):
+        where = user_frame()
+        from .convert import UNCONVERTED
+
+        file, _, line = where.rpartition(":")
+        reason = UNCONVERTED.get((file, int(line))) if line.isdigit() else None
+        because = (f"jitgrad compiles `if`, `while` and `for` statements on traced values, but "
+                   f"not this one: it contains {reason}. " if reason else "")
         raise TracingError(
-            f"{what} of a traced value (at {user_frame()}): the value is not known while jitgrad "
-            f"traces the function. Python control flow that depends on traced values is not "
-            f"supported yet; write it with np.where(condition, a, b), or pass the value as a "
-            f"non-differentiated argument.")
+            f"{what} of a traced value (at {where}): the value is not known while jitgrad "
+            f"traces the function. {because}Write the loop or branch with jitgrad.while_loop, "
+            f"jitgrad.fori_loop or jitgrad.cond, or the choice with np.where(condition, a, b), "
+            f"or pass the value as a non-differentiated argument.")
 
     def __bool__(self): self._concrete("the truth value (bool(), `if`, `while`, `and`/`or`)")
     def __float__(self): self._concrete("float()")

@@ -35,13 +35,28 @@ def test_concrete_value_of_a_traced_array(convert):
         grad(f)(x3)
 
 
-def test_python_if_on_a_traced_value():
+def test_break_out_of_a_traced_loop_names_the_construct_and_the_alternative():
     def f(x):
-        if np.sum(x) > 0:
-            return np.sum(x)
-        return -np.sum(x)
+        s = x
+        while np.sum(s) < 100.0:
+            s = s * 2.0
+            if np.max(s) > 50.0:
+                break
+        return np.sum(s)
 
-    with pytest.raises(TracingError, match=r"test_errors\.py:\d+"):
+    with pytest.raises(TracingError, match=r"(?s)test_errors\.py:\d+.*a `break`.*while_loop"):
+        grad(f)(x3)
+
+
+def test_a_value_assigned_only_inside_a_traced_loop():
+    def f(x):
+        s = x
+        while np.sum(s) < 100.0:
+            last = s
+            s = s * 2.0
+        return np.sum(last)
+
+    with pytest.raises(TracingError, match="`last`.*only inside the compiled loop"):
         grad(f)(x3)
 
 

@@ -145,14 +145,23 @@ def schedule(graph: Graph) -> Schedule:
 
     seen: dict[Var, frozenset] = {}
 
-    def deps(var: Var) -> frozenset:
-        """The materialised values that computing `var` element by element reads."""
-        if var in materialized:
-            return frozenset([var])
-        if var not in seen:
+    def deps(root: Var) -> frozenset:
+        """The materialised values that computing `root` element by element reads.
+        (Iterative: an unrolled loop makes elementwise chains thousands of statements deep.)"""
+        if root in materialized:
+            return frozenset([root])
+        stack = [root]
+        while stack:
+            var = stack[-1]
+            operands = [a for a in producers[var].inputs if isinstance(a, Var)]
+            pending = [a for a in operands if a not in materialized and a not in seen]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
             seen[var] = frozenset().union(
-                *(deps(a) for a in producers[var].inputs if isinstance(a, Var)))
-        return seen[var]
+                *(frozenset([a]) if a in materialized else seen[a] for a in operands))
+        return seen[root]
 
     steps: list = []
     allocations: list[Call] = []

@@ -155,3 +155,37 @@ def test_concrete_python_conditions_still_run_as_python():
     numpy.testing.assert_allclose(grad(f)(x, "square"), 2 * x)
     numpy.testing.assert_allclose(grad(f)(x, "other"), [3.0, 3.0])
     assert "while_loop" not in str(jitgrad.explain(f, x, "other").ir)
+
+
+def make_damped(np, n):
+    def damped(x):
+        k = 0
+        while k < n:  # concrete, but long: past UNROLL_LIMIT the rest is a compiled loop
+            x = x * 0.99 + 0.01 * np.sin(x)
+            k += 1
+        return np.sum(x)
+    return damped
+
+
+@pytest.mark.parametrize("n", [30, control.UNROLL_LIMIT * 3])
+def test_long_concrete_while_compiles_the_rest(n):
+    x = numpy.array([0.5, 1.0])
+    numpy.testing.assert_allclose(grad(make_damped(np, n))(x),
+                                  autograd.grad(make_damped(anp, n))(x), rtol=1e-12)
+    text = str(jitgrad.explain(make_damped(np, n), x).ir)
+    assert ("while_loop" in text) == (n > control.UNROLL_LIMIT)
+
+
+def test_a_very_deep_unrolled_chain():
+    def deep(x):
+        for _ in [0] * 1500:  # not a range: always unrolled, one long elementwise chain
+            x = np.sin(x) * 0.5 + x
+        return np.sum(x)
+
+    def ref(x):
+        for _ in [0] * 1500:
+            x = anp.sin(x) * 0.5 + x
+        return anp.sum(x)
+
+    x = numpy.array([0.1, -0.2])
+    numpy.testing.assert_allclose(grad(deep)(x), autograd.grad(ref)(x), rtol=1e-10)

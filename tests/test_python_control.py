@@ -178,12 +178,12 @@ def test_long_concrete_while_compiles_the_rest(n):
 
 def test_a_very_deep_unrolled_chain():
     def deep(x):
-        for _ in [0] * 1500:  # not a range: always unrolled, one long elementwise chain
+        for _ in [0] * 400:  # not a range: always unrolled; deeper than the default recursion limit
             x = np.sin(x) * 0.5 + x
         return np.sum(x)
 
     def ref(x):
-        for _ in [0] * 1500:
+        for _ in [0] * 400:
             x = anp.sin(x) * 0.5 + x
         return anp.sum(x)
 

@@ -274,7 +274,8 @@ class _GradFunction:
             self.argnums = (argnum,)
         for a in self.argnums:
             if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
-                raise ArgumentError(f"grad: argnum must be an int or a tuple of ints, got {argnum!r}")
+                raise ArgumentError(
+                    f"grad: argnum must be an int or a tuple of ints, got {argnum!r}")
         self.name = getattr(fun, "__name__", type(fun).__name__)
         try:
             per_fun = _CACHES.setdefault(fun, {})

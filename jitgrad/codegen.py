@@ -78,7 +78,10 @@ def _affine(start: int, step: int, index: str) -> str:
         return _affine(start + step * c, step, m.group(1))
     term = index if " " not in index else f"({index})"
     if step != 1:
-        term = f"{term} * {step}" if step > 0 else f"-{term} * {-step}" if step != -1 else f"-{term}"
+        if step > 0:
+            term = f"{term} * {step}"
+        else:
+            term = f"-{term}" if step == -1 else f"-{term} * {-step}"
     if start == 0:
         return term
     if term.startswith("-"):

@@ -155,7 +155,9 @@ def emit_while(cond_fn, body_fn, init, where: str, names=None):
 def emit_cond(pred, true_fn, false_fn, operands, where: str, names=None):
     """Record `true_fn(*operands) if pred else false_fn(*operands)`; returns the results."""
     def what(j):
-        return f"`{names[j]}` (branches at {where})" if names else f"result {j} of the branches at {where}"
+        if names:
+            return f"`{names[j]}` (branches at {where})"
+        return f"result {j} of the branches at {where}"
 
     types = [type_of(v) for v in operands]
     _, _, t_outs = trace_region(true_fn, types, "true")
@@ -588,8 +590,8 @@ _NOT_CONVERTED = ("jitgrad", "numpy", "numba", "scipy", "builtins", "functools",
 
 def converted_call(f, /, *args, **kwargs):
     """Call `f`, converting its control flow first if it is a user's Python function."""
-    if isinstance(f, (pytypes.FunctionType, pytypes.MethodType)) and not (
-            (getattr(f, "__module__", None) or "").split(".")[0] in _NOT_CONVERTED):
+    module = (getattr(f, "__module__", None) or "").split(".")[0]
+    if isinstance(f, (pytypes.FunctionType, pytypes.MethodType)) and module not in _NOT_CONVERTED:
         from .convert import convert
         f = convert(f)
     return f(*args, **kwargs)

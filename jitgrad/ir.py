@@ -182,7 +182,8 @@ def verify(graph: Graph) -> Graph:
         expected = infer(stmt.prim, stmt.inputs, stmt.params)
         got = [(v.shape, v.dtype) for v in stmt.outs]
         if got != expected:
-            raise JitgradInternalError(f"`{text}`: shape rule gives {expected}, statement has {got}")
+            raise JitgradInternalError(
+                f"`{text}`: shape rule gives {expected}, statement has {got}")
         for v in stmt.outs:
             bind(v, f"`{text}`")
         for value in stmt.params.values():

@@ -106,7 +106,8 @@ def broadcast_shapes(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
         listed = " and ".join(str(tuple(s)) for s in shapes)
-        raise ShapeError(f"{op}: operands could not be broadcast together with shapes {listed}") from None
+        raise ShapeError(
+            f"{op}: operands could not be broadcast together with shapes {listed}") from None
 
 
 def result_dtype(*atoms) -> np.dtype:

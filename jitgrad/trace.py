@@ -217,7 +217,8 @@ class Tracer:
     def max(self, axis=None, keepdims=False): return _np().max(self, axis, keepdims=keepdims)
     def min(self, axis=None, keepdims=False): return _np().min(self, axis, keepdims=keepdims)
     def dot(self, other): return _np().dot(self, other)
-    def transpose(self, *axes): return _np().transpose(self, axes[0] if len(axes) == 1 else axes or None)
+    def transpose(self, *axes):
+        return _np().transpose(self, axes[0] if len(axes) == 1 else axes or None)
 
     def reshape(self, *shape):
         return _np().reshape(self, shape[0] if len(shape) == 1 else shape)

@@ -289,8 +289,9 @@ class _GradFunction:
         return f"<jitgrad {kind} of {self.name}, argnum={self.argnum}>"
 
     def function(self):
-        """The callable handed to the user.  A closure, because the hot path (one float64 array,
-        differentiated, with a kernel for its shape) must cost as little Python as possible."""
+        """The callable handed to the user.  A closure, because the hot path (one float64 array
+        or float, differentiated, with a kernel for it) must cost as little Python as possible:
+        hence also two near-identical copies rather than a `with_value` test on every call."""
         fast, slow, with_value = self._fast, self._call, self.with_value
         ndarray, float64 = _ndarray, _FLOAT
 

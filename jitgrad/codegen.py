@@ -297,16 +297,14 @@ class KernelWriter:
             self.out(1, f"{n} = 0")
             self.out(1, f"{cap} = 16")
             for tape, v in zip(tapes, body.inputs):
-                self.out(1, f"{tape.name} = np.empty({shape_code((cap,) + v.shape)}, "
-                            f"{dtype_code(v.dtype)})")
+                self.out(1, f"{tape.name} = {_tape_rows(cap, v)}")
         self.out(1, f"while {cond_fn}({', '.join(carried + ops[:nc])})[0]:")
         if save:
             # The tape of carried values, one row per iteration, grown by doubling.
             self.out(2, f"if {n} == {cap}:")
             self.out(3, f"{cap} *= 2")
             for tape, v in zip(tapes, body.inputs):
-                self.out(3, f"{tape.name}_grown = np.empty({shape_code((cap,) + v.shape)}, "
-                            f"{dtype_code(v.dtype)})")
+                self.out(3, f"{tape.name}_grown = {_tape_rows(cap, v)}")
                 self.out(3, f"{tape.name}_grown[:{n}] = {tape.name}[:{n}]")
                 self.out(3, f"{tape.name} = {tape.name}_grown")
             for tape, name in zip(tapes, carried):
@@ -510,6 +508,10 @@ class KernelWriter:
             target = f"{var.name}[{', '.join(out_index)}]"
             body.lines[k].append(update.format(acc=target, v=value))
         return f"{var.name} = {format_stmt(stmt).split(' = ', 1)[1]}"
+
+
+def _tape_rows(rows: str, var) -> str:
+    return f"np.empty({shape_code((rows,) + var.shape)}, {dtype_code(var.dtype)})"
 
 
 def _reduction_code(prim, dtype) -> tuple[str, str]:

@@ -73,46 +73,27 @@ absolute = fabs = abs
 sign = _unary(Prim.sign, "sign")
 
 
-@_export
-def add(a, b):
-    if _is_scalar(b, 0) and _float_tracer(a):
-        return a
-    if _is_scalar(a, 0) and _float_tracer(b):
-        return b
-    return bind(Prim.add, a, b)
+def _arithmetic(prim: Prim, name: str, identity, commutative: bool):
+    """An operator that leaves a float tracer unchanged when the other operand is its identity
+    (`x * 1`, `x + 0`, `x ** 1`): the adjoint's seeds would otherwise litter the IR with them."""
+    def fn(a, b):
+        if _is_scalar(b, identity) and _float_tracer(a):
+            return a
+        if commutative and _is_scalar(a, identity) and _float_tracer(b):
+            return b
+        return bind(prim, a, b)
+
+    fn.__name__ = name
+    fn.__doc__ = f"Elementwise {name}, as numpy.{name}."
+    return _export(fn)
 
 
-@_export
-def subtract(a, b):
-    if _is_scalar(b, 0) and _float_tracer(a):
-        return a
-    return bind(Prim.sub, a, b)
-
-
-@_export
-def multiply(a, b):
-    if _is_scalar(b, 1) and _float_tracer(a):
-        return a
-    if _is_scalar(a, 1) and _float_tracer(b):
-        return b
-    return bind(Prim.mul, a, b)
-
-
-@_export
-def divide(a, b):
-    if _is_scalar(b, 1) and _float_tracer(a):
-        return a
-    return bind(Prim.div, a, b)
-
-
+add = _arithmetic(Prim.add, "add", 0, commutative=True)
+subtract = _arithmetic(Prim.sub, "subtract", 0, commutative=False)
+multiply = _arithmetic(Prim.mul, "multiply", 1, commutative=True)
+divide = _arithmetic(Prim.div, "divide", 1, commutative=False)
 true_divide = _export(divide, "true_divide")
-
-
-@_export
-def power(a, b):
-    if _is_scalar(b, 1) and _float_tracer(a):
-        return a
-    return bind(Prim.pow, a, b)
+power = _arithmetic(Prim.pow, "power", 1, commutative=False)
 
 
 def _binary(prim: Prim, name: str):

@@ -425,7 +425,8 @@ class _GradFunction:
         else:
             grad_graph, grad_consts = ad.value_and_grad_graph(graph, consts, wrt)
         grad_graph = verify(fuse.dce(grad_graph))
-        kind = "value and gradient" if self.with_value else "gradient"
+        # The same text for grad and value_and_grad: one kernel (it computes both) serves both.
+        kind = "value and vector-Jacobian product" if self.kind == "vjp" else "value and gradient"
         note = f"{kind} of {self.name} with respect to argnum={self.argnum}"
         source = codegen.generate(fuse.schedule(grad_graph), note=note)
         return _Build(graph, grad_graph, grad_consts, source)

@@ -27,8 +27,8 @@ import math
 import numpy
 
 __all__ = [
-    "check_grads",
     "check_against_autograd",
+    "check_grads",
     "check_not_modified",
     "not_modified",
     "tree_flatten",
@@ -126,8 +126,13 @@ def _assert_same_as_snapshot(args, snap, what: str) -> None:
             assert numpy.array_equal(new, old, equal_nan=True), (
                 f"{what} modified its argument {path} in place:\nbefore {old!r}\nafter  {new!r}")
         else:
-            assert type(new) is type(old) and (new == old or (new != new and old != old)), (
+            same = new == old or (_is_nan(new) and _is_nan(old))
+            assert type(new) is type(old) and same, (
                 f"{what} changed {path} from {old!r} to {new!r}")
+
+
+def _is_nan(value) -> bool:
+    return isinstance(value, (float, numpy.floating)) and math.isnan(value)
 
 
 @contextlib.contextmanager

@@ -45,8 +45,7 @@ class Loop:
 
 @dataclass
 class Call:
-    stmt: Stmt
-    view: bool = False  # a slice/transpose of an array, emitted as a NumPy view
+    stmt: Stmt  # work between loop nests: a matrix product, a view or reshape, an allocation...
 
 
 @dataclass
@@ -172,7 +171,7 @@ def schedule(graph: Graph) -> Schedule:
         if fusible(stmt) and out not in needed and out not in views:
             continue  # computed inside the loops that read it
         if out in views or out in reshaped:
-            steps.append(Call(stmt, view=True))
+            steps.append(Call(stmt))  # a transpose or slice, emitted as a NumPy view
             made_at[out] = len(steps) - 1
             continue
         if fusible(stmt):

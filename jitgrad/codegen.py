@@ -303,17 +303,31 @@ class KernelWriter:
             # The tape of carried values, one row per iteration, grown by doubling.
             self.out(2, f"if {n} == {cap}:")
             self.out(3, f"{cap} *= 2")
+            # Element loops, not slice assignment: Numba takes seconds to compile the latter.
             for tape, v in zip(tapes, body.inputs):
                 self.out(3, f"{tape.name}_grown = {_tape_rows(cap, v)}")
-                self.out(3, f"{tape.name}_grown[:{n}] = {tape.name}[:{n}]")
+                self.copy_loops(3, f"{tape.name}_grown[{{i}}]", f"{tape.name}[{{i}}]",
+                                (n,) + v.shape)
                 self.out(3, f"{tape.name} = {tape.name}_grown")
-            for tape, name in zip(tapes, carried):
-                self.out(2, f"{tape.name}[{n}] = {name}")
+            for tape, name, v in zip(tapes, carried, body.inputs):
+                if v.ndim:
+                    self.copy_loops(2, f"{tape.name}[{n}, {{i}}]", f"{name}[{{i}}]", v.shape)
+                else:
+                    self.out(2, f"{tape.name}[{n}] = {name}")
             self.out(2, f"{n} += 1")
         self.out(2, f"{''.join(c + ', ' for c in carried)}= {body_fn}("
                     f"{', '.join(carried + ops[nc:nc + nb])})")
         if save:
             self.out(1, f"{count.name} = {n}")
+
+    def copy_loops(self, indent: int, dst: str, src: str, shape) -> None:
+        """`dst = src` for every element of `shape`, one loop per axis; `{i}` in `dst` and `src`
+        stands for the loop indices."""
+        names = [f"q{d}" for d in range(len(shape))]
+        for d, (name, n) in enumerate(zip(names, shape)):
+            self.out(indent + d, f"for {name} in range({n}):")
+        i = ", ".join(names)
+        self.out(indent + len(shape), f"{dst.format(i=i)} = {src.format(i=i)}")
 
     def while_grad(self, stmt, ops) -> None:
         p = stmt.params

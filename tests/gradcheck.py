@@ -298,7 +298,8 @@ def _coordinate_report(f_at, x_leaves, g_leaves, paths, eps, max_size=2000):
         with numpy.printoptions(precision=6, suppress=True, linewidth=100, threshold=200):
             lines.append(
                 f"{path} (size {sizes[k]}): max |numeric - computed| = "
-                f"{float(err.max()) if err.size else 0.0:.3g} at index {tuple(int(i) for i in worst)}"
+                f"{float(err.max()) if err.size else 0.0:.3g} at index "
+                f"{tuple(int(i) for i in worst)}"
                 f"\n    computed: {numpy.array2string(numpy.asarray(g), prefix='    computed: ')}"
                 f"\n    numeric:  {numpy.array2string(num, prefix='    numeric:  ')}")
     return "\n".join(lines)

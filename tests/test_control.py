@@ -1,7 +1,6 @@
 """Compiled control flow: while_loop, fori_loop and cond, against autograd running the same
 loops in plain Python, and against the reference interpreter."""
 
-import collections
 
 import numpy
 import pytest
@@ -36,19 +35,6 @@ def taylor_sine_autograd(x):
         ans = ans + currterm
         i += 1
     return ans
-
-
-@pytest.fixture
-def builds(monkeypatch):
-    count = collections.Counter()
-    original = api._GradFunction._build
-
-    def counting(self, *a, **k):
-        count[self.name] += 1
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(api._GradFunction, "_build", counting)
-    return count
 
 
 def test_while_loop_gradient_matches_autograd_on_every_path(builds):

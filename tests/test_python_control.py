@@ -1,30 +1,16 @@
 """Plain Python `if`/`while`/`for` on traced values: converted into compiled loops and
 branches (convert.py + control.py), with autograd's gradient on every path."""
 
-import collections
 
 import numpy
 import pytest
 
 import jitgrad
 import jitgrad.numpy as np
-from jitgrad import api, control, grad, value_and_grad
+from jitgrad import control, grad, value_and_grad
 
 autograd = pytest.importorskip("autograd")
 import autograd.numpy as anp  # noqa: E402
-
-
-@pytest.fixture
-def builds(monkeypatch):
-    count = collections.Counter()
-    original = api._GradFunction._build
-
-    def counting(self, *a, **k):
-        count[self.name] += 1
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(api._GradFunction, "_build", counting)
-    return count
 
 
 def make_taylor_sine(np):

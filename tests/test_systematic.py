@@ -865,7 +865,8 @@ def test_gradient_is_fresh_memory():
                                      "call's gradient")
     g2[:] = 0.0
     numpy.testing.assert_array_equal(jitgrad.grad(f)(x2), x2,
-                                     err_msg="writing into a returned gradient changed later results")
+                                     err_msg="writing into a returned gradient changed later "
+                                             "results")
 
 
 # ------------------------------------------------------------------------------------------------

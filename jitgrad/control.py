@@ -470,7 +470,9 @@ def if_stmt(cond_value, true_fn, false_fn, init, names, where):
     _, _, f_out = trace_region(run(false_fn), [type_of(init[p]) for p in ops], "false")
     result, traced = list(init), []
     for j, (a, b) in enumerate(zip(t_out, f_out)):
-        if isinstance(a, Undefined) or isinstance(b, Undefined):
+        if isinstance(a, Undefined) and isinstance(b, Undefined):
+            result[j] = init[j]  # assigned in neither branch: as it was
+        elif isinstance(a, Undefined) or isinstance(b, Undefined):
             result[j] = Undefined(names[j], f"it is assigned in only one branch of the `if` at "
                                             f"{where}, whose condition is traced")
         elif type_of(a) is not None and type_of(b) is not None:

@@ -175,3 +175,16 @@ def test_a_very_deep_unrolled_chain():
 
     x = numpy.array([0.1, -0.2])
     numpy.testing.assert_allclose(grad(deep)(x), autograd.grad(ref)(x), rtol=1e-10)
+
+
+def test_if_stmt_keeps_a_variable_neither_branch_assigns():
+    before = control.Undefined("y")
+
+    def f(x):
+        (z, y) = control.if_stmt(np.sum(x) > 0, lambda z, y: (x * 2.0, y),
+                                 lambda z, y: (x * 3.0, y), (x, before), ("z", "y"), "here:1")
+        assert y is before
+        return np.sum(z)
+
+    numpy.testing.assert_allclose(grad(f)(numpy.array([1.0, 2.0])), [2.0, 2.0])
+    numpy.testing.assert_allclose(grad(f)(numpy.array([-1.0, -2.0])), [3.0, 3.0])

@@ -1,9 +1,23 @@
+import atexit
 import collections
+import os
+import shutil
+import tempfile
 
 import numpy
 import pytest
 
-from jitgrad import api
+# The tests never touch the user's kernel cache (~/.cache/jitgrad): they use a private directory,
+# made fresh for the run and deleted after it, or $JITGRAD_TEST_CACHE_DIR when that is set (a
+# persistent one, to keep a development loop's kernels warm).  Set before jitgrad is imported.
+if os.environ.get("JITGRAD_TEST_CACHE_DIR"):
+    os.environ["JITGRAD_CACHE_DIR"] = os.environ["JITGRAD_TEST_CACHE_DIR"]
+else:
+    _private = tempfile.mkdtemp(prefix="jitgrad-tests-")
+    os.environ["JITGRAD_CACHE_DIR"] = _private
+    atexit.register(shutil.rmtree, _private, ignore_errors=True)
+
+from jitgrad import api  # noqa: E402
 
 
 @pytest.fixture

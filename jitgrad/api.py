@@ -8,13 +8,17 @@ compiles.  The lookup is the only Python between the user and the kernel, so it 
 
 from __future__ import annotations
 
+import collections
+import copy
 import functools
+import os
+import threading
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import ad, codegen, compile, fuse
+from . import ad, codegen, compile, fuse, watch
 from .errors import ArgumentError, TracingError
 from .interpret import evaluate
 from .ir import Graph, verify
@@ -207,6 +211,7 @@ class _Build:
     grad_graph: Graph
     consts: list
     source: str
+    watches: dict  # what the trace read besides its arguments (watch.py)
 
 
 class _Entry:
@@ -222,50 +227,43 @@ class _Entry:
         scope = {"kernel": kernel, **dict(zip(names, self.consts))}
         self.call1 = kernel if not names else eval(  # noqa: S307 (built from names only)
             f"lambda x: kernel(x, {', '.join(names)})", scope)
-        # None, or a function saying whether the globals and closure variables the function read
-        # when traced still hold the same objects.  (An array changed in place is fine: kernels
-        # read it at every call.)
+        # None, or a function saying whether what the trace read besides the arguments still
+        # holds (watch.py).  (Arrays read from the user's scope need no check: kernels read
+        # them at every call.)
         self.current = current
         self.compiled = False
         self.out_shape = ()
 
 
-def _guard(fun):
-    """A check that the globals and closure cells `fun` reads still hold what they hold now,
-    compiled into one expression because it runs on every call.  Functions that `fun` wraps
-    (`__wrapped__`: the user's function inside elementwise_grad, hessian, ...) are watched too."""
-    env, terms, functions = {"_missing": _MISSING}, [], []
-    while fun is not None and all(fun is not f for f in functions):
-        functions.append(fun)
-        fun = getattr(fun, "__wrapped__", None)
-    for k, f in enumerate(functions):
-        code, namespace = getattr(f, "__code__", None), getattr(f, "__globals__", None)
-        if code is None or namespace is None:
-            continue
-        names, stack = set(), [code]
-        while stack:
-            c = stack.pop()
-            names.update(c.co_names)
-            stack.extend(x for x in c.co_consts if hasattr(x, "co_names"))
-        env[f"_g{k}"] = namespace
-        for i, name in enumerate(sorted(n for n in names if n in namespace)):
-            env[f"_v{k}_{i}"] = namespace[name]
-            terms.append(f"_g{k}.get({name!r}, _missing) is _v{k}_{i}")
-        for i, cell in enumerate(f.__closure__ or ()):
-            try:
-                env[f"_c{k}_{i}"], env[f"_w{k}_{i}"] = cell, cell.cell_contents
-            except ValueError:  # an empty cell
-                continue
-            terms.append(f"_c{k}_{i}.cell_contents is _w{k}_{i}")
-    if not terms:
-        return None
-    return eval("lambda: " + " and ".join(terms), env)  # noqa: S307 (built from names only)
-
-
-_MISSING = object()
-# Per function: argnums -> {signature: _Entry}, shared by grad and value_and_grad of it.
+# Per function: (argnums, kind) -> (entries, fast entries), shared by grad and value_and_grad.
 _CACHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_UNCACHEABLE: dict = {}
+# Kernels kept per function and kind of derivative: the least recently used goes first.
+MAX_SIGNATURES = int(os.environ.get("JITGRAD_MAX_SIGNATURES", "64"))
+# One signature is traced and compiled by one thread at a time.
+_COMPILE_LOCK = threading.RLock()
+
+
+class _Entries(collections.OrderedDict):
+    """signature -> _Entry, least recently compiled or used first, at most MAX_SIGNATURES; an
+    evicted entry leaves the hot path's table too."""
+
+    def __init__(self, fast: dict):
+        super().__init__()
+        self.fast = fast
+
+    def get(self, key, default=None):
+        entry = super().get(key, default)
+        if entry is not None:
+            self.move_to_end(key)
+        return entry
+
+    def __setitem__(self, key, entry):
+        super().__setitem__(key, entry)
+        self.move_to_end(key)
+        while len(self) > max(MAX_SIGNATURES, 1):
+            _, old = self.popitem(last=False)
+            for k in [k for k, e in self.fast.items() if e is old]:
+                del self.fast[k]
 
 
 class _GradFunction:
@@ -285,9 +283,12 @@ class _GradFunction:
         self.name = getattr(fun, "__name__", type(fun).__name__)
         try:
             per_fun = _CACHES.setdefault(fun, {})
-        except TypeError:  # not weak-referenceable: keep per wrapper
-            per_fun = _UNCACHEABLE.setdefault(id(self), {})
-        self._entries, self._fast = per_fun.setdefault((self.argnums, self.kind), ({}, {}))
+        except TypeError:  # not weak-referenceable (a ufunc, a __slots__ object): ours alone
+            per_fun = {}
+        if (self.argnums, self.kind) not in per_fun:
+            fast: dict = {}
+            per_fun[self.argnums, self.kind] = (_Entries(fast), fast)
+        self._entries, self._fast = per_fun[self.argnums, self.kind]
         self._fast_ok = self.argnums == (0,) and self.kind == "grad"
 
     def __repr__(self) -> str:
@@ -336,7 +337,9 @@ class _GradFunction:
                 raise ArgumentError(f"grad of {self.name}: argnum {a} is out of range: "
                                     f"{self.name} was called with {n} positional argument"
                                     f"{'' if n == 1 else 's'}")
-        diff = {a % n for a in self.argnums}
+        diff = sorted({a % n for a in self.argnums})
+        # The gradients come back in argnum order (a repeated argnum gets its gradient again).
+        order = tuple(diff.index(a % n) for a in self.argnums)
         key, dynamic, trees = [], [], []
         for i, arg in enumerate(args):
             leaves: list = []
@@ -355,7 +358,7 @@ class _GradFunction:
             tree = flatten(kwargs[name], leaves)
             key.append((name, tree, tuple(_static_key(leaf, dynamic, name, self.name)
                                           for leaf in leaves)))
-        return tuple(key), dynamic, trees
+        return tuple(key), dynamic, (trees, order)
 
     # --- calls --------------------------------------------------------------------------------
     def _call(self, args, kwargs):
@@ -391,7 +394,7 @@ class _GradFunction:
         shape = entry.out_shape
 
         def vjp(g):
-            g = float(g) if shape == () else np.broadcast_to(np.asarray(g, dtype=float), shape)
+            g = _cotangent(g, shape, self.name)
             out = compile.first_call(entry.kernel, (*dynamic, g, *entry.consts))
             return self._package(out, trees)[1]
 
@@ -400,32 +403,42 @@ class _GradFunction:
         return vjp, ans
 
     def _package(self, out, trees):
+        trees, order = trees
         value, flat = out[0], iter(out[1:])
         grads = []
         for tree, count, kinds in trees:
             leaves = [_restore(next(flat), kind) for kind in kinds]
             grads.append(unflatten(tree, iter(leaves)))
-        g = tuple(grads) if isinstance(self.argnum, (tuple, list)) else grads[0]
+        if isinstance(self.argnum, (tuple, list)):
+            g = tuple(grads[i] if k == order.index(i) else _copy(grads[i])
+                      for k, i in enumerate(order))
+        else:
+            g = grads[0]
         return (value, g) if self.with_value else g
 
     def _compile(self, args, kwargs, key) -> _Entry:
-        build = self._build(args, kwargs, key)
-        kernel = compile.load(build.source)
-        entry = _Entry(kernel, build.consts, _guard(self.fun))
-        entry.out_shape = build.graph.outputs[0].shape
-        self._entries[key] = entry
-        if self._fast_ok and len(args) == 1 and not kwargs:
-            # The hot path's keys: the shape of a float64 array (not 0-d: kernels take 0-d
-            # values as scalars), or the type of a float (NumPy's float64 is one too).
-            x = args[0]
-            if type(x) is _ndarray and x.dtype == _FLOAT and x.ndim > 0:
-                self._fast[x.shape] = entry
-            elif type(x) in (float, np.float64):
-                self._fast[float] = self._fast[np.float64] = entry
-        return entry
+        with _COMPILE_LOCK:
+            entry = self._entries.get(key)  # another thread may have compiled it meanwhile
+            if entry is not None and (entry.current is None or entry.current()):
+                return entry
+            build = self._build(args, kwargs, key)
+            kernel = compile.load(build.source)
+            entry = _Entry(kernel, build.consts, watch.guard(build.watches))
+            entry.out_shape = build.graph.outputs[0].shape
+            self._entries[key] = entry
+            if self._fast_ok and len(args) == 1 and not kwargs:
+                # The hot path's keys: the shape of a float64 array (not 0-d: kernels take 0-d
+                # values as scalars), or the type of a float (the kernel returns a float's
+                # gradient as a float: NumPy's float64 gets the slow path, which says so).
+                x = args[0]
+                if type(x) is _ndarray and x.dtype == _FLOAT and x.ndim > 0:
+                    self._fast[x.shape] = entry
+                elif type(x) is float:
+                    self._fast[float] = entry
+            return entry
 
     def _build(self, args, kwargs, key) -> _Build:
-        graph, consts, wrt = self._trace(args, kwargs)
+        graph, consts, wrt, watches = self._trace(args, kwargs)
         if self.kind == "vjp":
             grad_graph, grad_consts = ad.value_and_vjp_graph(graph, consts, wrt)
         else:
@@ -435,7 +448,7 @@ class _GradFunction:
         kind = "value and vector-Jacobian product" if self.kind == "vjp" else "value and gradient"
         note = f"{kind} of {self.name} with respect to argnum={self.argnum}"
         source = codegen.generate(fuse.schedule(grad_graph), note=note)
-        return _Build(graph, grad_graph, grad_consts, source)
+        return _Build(graph, grad_graph, grad_consts, source, watches)
 
     def _trace(self, args, kwargs):
         """Run the function on tracers: (graph, constant values, indices of graph inputs to
@@ -467,17 +480,42 @@ class _GradFunction:
                 tree = flatten(kwargs[name], leaves)
                 traced_kwargs[name] = unflatten(tree, iter([lift(x, False, name) for x in leaves]))
             # Python control flow on traced values is rewritten into compiled loops/branches.
-            out = converted_call(self.fun, *traced_args, **traced_kwargs)
+            try:
+                out = converted_call(self.fun, *traced_args, **traced_kwargs)
+            except TracingError as e:
+                lists = [i for i in diff if isinstance(args[i], (list, tuple))]
+                if not lists or "converted to a NumPy array" not in str(e):
+                    raise
+                raise TracingError(
+                    f"{e} Argument {lists[0]} of {self.name} is a {type(args[lists[0]]).__name__}"
+                    f": it is differentiated as a list of traced values, which jitgrad cannot "
+                    f"make an array from yet. Pass an array (numpy.array(...)) to differentiate "
+                    f"it as one.") from None
             _check_output(out, self.name, scalar=self.kind == "grad")
             graph = trace.finish([out])
         verify(graph)
-        return graph, trace.const_values, tuple(wrt)
+        return graph, trace.const_values, tuple(wrt), trace.watches
 
     def _call_traced(self, args, kwargs, key, dynamic, trees):
         """Called inside another trace (grad of grad): inline the gradient's IR there."""
         build = self._build(args, kwargs, key)
         out = evaluate(build.grad_graph, dynamic, build.consts)
         return self._package(out, trees)
+
+
+def _cotangent(g, shape, name: str):
+    """A vjp's cotangent as the kernel takes it, or a clear error."""
+    if isinstance(g, (bool, np.bool_)) or not isinstance(g, (int, float, np.number, _ndarray)):
+        raise ArgumentError(f"vjp of {name}: the cotangent must be a number or an array of the "
+                            f"output's shape {shape}, got {type(g).__name__}")
+    if np.iscomplexobj(g):
+        raise ArgumentError(f"vjp of {name}: complex cotangents are not supported yet")
+    if np.shape(g) not in ((), shape):
+        raise ArgumentError(f"vjp of {name}: the cotangent has shape {np.shape(g)}, but the "
+                            f"output has shape {shape}")
+    if shape == ():
+        return float(g)
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(g, dtype=float), shape))
 
 
 def _check_output(out, name: str, scalar: bool) -> None:
@@ -535,6 +573,8 @@ def _static_key(leaf, dynamic: list, where, fname: str):
     """Key part of a non-differentiated leaf: arrays are kernel inputs (keyed by shape and
     dtype), anything else is baked into the trace (keyed by value)."""
     if isinstance(leaf, (_ndarray, Tracer)):
+        if type(leaf) is not _ndarray and not isinstance(leaf, Tracer):
+            leaf = leaf.view(_ndarray)  # a subclass (memmap, matrix): its data, as NumPy does
         dynamic.append(leaf[()] if leaf.ndim == 0 else leaf)  # kernels take 0-d as scalars
         return ("array", leaf.shape, leaf.dtype)
     try:
@@ -542,4 +582,18 @@ def _static_key(leaf, dynamic: list, where, fname: str):
     except TypeError:
         raise ArgumentError(f"argument {where} of {fname} is a {type(leaf).__name__}, which "
                             f"jitgrad can neither trace nor use as a cache key") from None
-    return ("static", type(leaf), leaf)
+    return ("static", type(leaf), _value_key(leaf))
+
+
+def _value_key(value):
+    """A number as a cache key: floats by their bits, so that -0.0 is not 0.0 and every NaN
+    finds the kernel traced for NaN (NaN is not equal to itself)."""
+    if isinstance(value, (float, np.floating)):
+        return float(value).hex()
+    if isinstance(value, (complex, np.complexfloating)):
+        return float(value.real).hex(), float(value.imag).hex()
+    return value
+
+
+def _copy(tree):
+    return copy.deepcopy(tree)

@@ -17,19 +17,21 @@ which recomputes the body's intermediate values from the saved carried values.
 
 from __future__ import annotations
 
+import functools
 import operator
+import sys
 import types as pytypes
 
 import numpy as np
 
-from . import ad
+from . import ad, watch
 from .errors import ShapeError, TracingError
 from .fuse import dce
 from .interpret import evaluate
 from .ir import Graph, Var
 from .primitives import CONTROL_RULES, FLOAT, IMPL, INT, Prim, broadcast_shapes
-from .trace import (Trace, Tracer, bind, bind_multi, flatten, full, innermost_trace,
-                    unflatten, user_frame)
+from .trace import (Trace, Tracer, active_traces, bind, bind_multi, flatten, full,
+                    innermost_trace, unflatten, user_frame)
 
 # A Python loop whose condition stays concrete (or a `for` over a Python range) is unrolled at
 # trace time up to this many iterations; past it, the rest runs as a compiled loop.
@@ -591,9 +593,96 @@ _NOT_CONVERTED = ("jitgrad", "numpy", "numba", "scipy", "builtins", "functools",
 
 
 def converted_call(f, /, *args, **kwargs):
-    """Call `f`, converting its control flow first if it is a user's Python function."""
-    module = (getattr(f, "__module__", None) or "").split(".")[0]
-    if isinstance(f, (pytypes.FunctionType, pytypes.MethodType)) and module not in _NOT_CONVERTED:
-        from .convert import convert
-        f = convert(f)
+    """Call `f`, converting its control flow (and its reads of the user's scope, see `ld`) first
+    if it is a user's Python function.  While tracing, what `f` can read outside its arguments is
+    watched (watch.py); a `functools.partial` is called through its function, with its bound
+    arguments read like globals; a callable object through its `__call__`."""
+    if type(f) is functools.partial and active_traces():
+        keywords = {k: ld(v) for k, v in f.keywords.items()}
+        return converted_call(f.func, *map(ld, f.args), *args, **{**keywords, **kwargs})
+    if isinstance(f, (pytypes.FunctionType, pytypes.MethodType)):
+        module = (getattr(f, "__module__", None) or "").split(".")[0]
+        if module not in _NOT_CONVERTED:
+            f = _converted(f)
+    elif active_traces() and not isinstance(f, type) and not _library_object(f):
+        call = getattr(type(f), "__call__", None)
+        if isinstance(call, pytypes.FunctionType):
+            return converted_call(pytypes.MethodType(call, f), *args, **kwargs)
     return f(*args, **kwargs)
+
+
+def _converted(f):
+    from .convert import convert, is_user_function
+
+    g = convert(f)
+    if not active_traces():
+        return g
+    fn = f.__func__ if isinstance(f, pytypes.MethodType) else f
+    if g is f:
+        if is_user_function(fn):
+            watch.watch_function(fn)  # unconverted: what it read may be folded
+        return g
+    watch.watch_function(fn, contents=False)
+    new = g.__func__ if isinstance(g, pytypes.MethodType) else g
+    if new.__defaults__:
+        new.__defaults__ = tuple(ld(d) for d in new.__defaults__)
+    if new.__kwdefaults__:
+        new.__kwdefaults__ = {k: ld(v) for k, v in new.__kwdefaults__.items()}
+    return g
+
+
+def ld(value):
+    """A value that converted code read from the user's scope (a global, a closure variable, an
+    attribute, a default).  While tracing, an array becomes a kernel argument of the innermost
+    trace -- read afresh at every call, so that changing it in place is seen -- and a list, tuple
+    or dict is watched and its arrays become kernel arguments the same way."""
+    trace = innermost_trace()
+    if trace is None:
+        return value
+    if isinstance(value, np.ndarray):
+        return _lifted(trace, value)
+    if type(value) in (list, tuple, dict) or (isinstance(value, tuple)
+                                               and hasattr(value, "_fields")):
+        watch.watch_tree(value)
+        leaves: list = []
+        tree = flatten(value, leaves)
+        if any(isinstance(x, np.ndarray) for x in leaves):
+            return unflatten(tree, iter([_lifted(trace, x) if isinstance(x, np.ndarray) else x
+                                         for x in leaves]))
+    return value
+
+
+def _lifted(trace, array):
+    if array.dtype.kind not in "biuf":
+        return array
+    base = array if type(array) is np.ndarray else array.view(np.ndarray)
+    return Tracer(trace, trace.const(base, key=array))
+
+
+def attr(obj, name: str):
+    """`obj.name` read by converted code: watched (unless `obj` belongs to a library, or is a
+    traced value), and arrays become kernel arguments, as for `ld`."""
+    value = getattr(obj, name)
+    if isinstance(obj, Tracer) or not active_traces() or _library_object(obj):
+        return value
+    watch.watch_attr(obj, name, value)
+    return ld(value)
+
+
+_LIBRARY_TYPES = (Tracer, np.ndarray, np.generic, int, float, complex, str, bytes, tuple, list,
+                  dict, set, frozenset, type(None), pytypes.BuiltinFunctionType)
+
+
+def _library_object(obj) -> bool:
+    """Whether `obj`'s attributes are a library's business (a library module or class, a value
+    of a builtin or library type), which jitgrad does not watch."""
+    from .convert import is_library_module
+
+    if isinstance(obj, pytypes.ModuleType):
+        return is_library_module(obj.__name__, getattr(obj, "__file__", None))
+    if isinstance(obj, _LIBRARY_TYPES):
+        return True
+    cls = obj if isinstance(obj, type) else type(obj)
+    module = sys.modules.get(getattr(cls, "__module__", None) or "")
+    return module is not None and is_library_module(module.__name__,
+                                                    getattr(module, "__file__", None))

@@ -63,6 +63,17 @@ Calls
     calls of ``__jg.*``.  A zero-argument ``super()`` becomes ``super(__class__, self)`` (the
     function's first parameter), so it keeps working inside branch and loop functions.
 
+Reads of the user's scope
+    A global or closure variable ``w`` that the function reads becomes ``__jg.ld(w)``, and an
+    attribute ``a.b`` becomes ``__jg.attr(a, "b")`` (private names mangled as the compiler
+    would), also inside nested functions, lambdas and comprehensions; called names (``f(x)``),
+    builtins that are not shadowed, and ``__class__`` stay as they are.  While tracing, the runtime
+    turns arrays read this way into kernel arguments and watches the rest (``jitgrad/watch.py``),
+    so that no value that can change is folded into a kernel unwatched.
+
+Lambdas
+    are converted as ``def``s whose body is ``return <expression>``.
+
 Nested functions
     ``def`` statements inside the function are converted the same way; their variables are local
     to them.  Nested generators, coroutines and class bodies are left as they are.
@@ -90,9 +101,13 @@ so that the runtime can say why a traced condition there cannot be compiled.
 What is not converted at all
 ----------------------------
 `convert(fn)` returns `fn` itself (and never raises) for: anything that is not a Python function
-or a bound method (builtins, ``functools.partial``, classes, callable objects), lambdas,
-generators and coroutines, functions without available source (made by ``exec``, or whose file
-changed), functions with ``global`` or ``nonlocal`` statements, functions that call ``locals``,
+or a bound method (builtins, ``functools.partial``, classes, callable objects: the runtime's
+``converted_call`` calls the function inside a partial, and a callable object's ``__call__``),
+generators and coroutines, functions without available source (made by ``exec``), functions
+whose source is not the code that runs (the file was edited after import: the source is looked
+up from the code object, never through ``__wrapped__``, and the whole file is compiled again and
+its code for the function compared with the running one), functions with ``global`` or
+``nonlocal`` statements, functions that call ``locals``,
 ``vars``, ``eval``, ``exec`` or ``dir``, functions using names that start with ``__jg``, functions
 of modules in `DO_NOT_CONVERT` (jitgrad itself, NumPy, SciPy, ...) or of the standard library or
 ``site-packages``, and functions in which there is nothing to convert (no ``if``/``while``/``for``
@@ -138,6 +153,7 @@ import builtins
 import collections
 import copy
 import inspect
+import linecache
 import os
 import sys
 import sysconfig
@@ -246,6 +262,16 @@ def converted_source(fn) -> str | None:
         return None
     entry = _entry(fn)
     return entry.source if entry.code is not None else None
+
+
+def not_converted_code_reason(code) -> str | None:
+    """Why the function of `code` was not converted when it was last met, if it was not (and
+    not for a reason that has nothing to do with control flow), else None."""
+    entry = _CACHE.get(code)
+    if entry is None or entry.code is not None or entry is _ALREADY \
+            or entry.reason == "there is nothing to convert":
+        return None
+    return entry.reason
 
 
 def not_converted_reason(fn) -> str | None:
@@ -401,48 +427,89 @@ def _all_code_names(code) -> set:
     return names
 
 
-def _parse_function(fn):
-    """(FunctionDef node with the file's line numbers, filename), or a reason string."""
+def _parse_file(filename: str, lines: list):
+    """(tree, code objects by (name, first line)) of a source file, or None; cached by content.
+    The whole file is compiled, because code compiles differently out of its context (a name
+    bound by an import is called with other instructions)."""
+    key = (filename, hash(tuple(lines)))
+    if key not in _FILES:
+        try:
+            tree = ast.parse("".join(lines), filename)
+            codes: dict = collections.defaultdict(list)
+            stack = [compile(tree, filename, "exec", dont_inherit=True)]
+            while stack:
+                c = stack.pop()
+                codes[c.co_name, c.co_firstlineno].append(c)
+                stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+            parsed = (tree, codes)
+        except (SyntaxError, ValueError):
+            parsed = None
+        if len(_FILES) > 64:
+            _FILES.clear()
+        _FILES[key] = parsed
+    return _FILES[key]
+
+
+_FILES: dict = {}
+
+
+def _find_source(fn):
+    """The `def` or lambda in `fn`'s source file that compiles to `fn`'s code, or a reason
+    string.  The source is looked up from the code object, never through `__wrapped__` (a
+    decorator's wrapper is its own function), and must compile to the code that runs: a file
+    edited after import does not."""
     code = fn.__code__
-    try:
-        lines, start = inspect.getsourcelines(fn)
-    except Exception:  # noqa: BLE001
-        return "its source code is not available"
+    lines = linecache.getlines(code.co_filename, fn.__globals__)
     if not lines:
         return "its source code is not available"
-    source = "".join(lines)
-    first = lines[0]
-    indented = first[:1] in (" ", "\t")
-    try:
-        if indented:  # a method or nested function: parse it as the body of an `if`
-            tree = ast.parse("if 1:\n" + source)
-            offset = start - 2
-            stmt = tree.body[0].body[0] if tree.body and isinstance(tree.body[0], ast.If) else None
-        else:
-            tree = ast.parse(source)
-            offset = start - 1
-            stmt = tree.body[0] if tree.body else None
-    except SyntaxError:
+    parsed = _parse_file(code.co_filename, lines)
+    if parsed is None:
         return "its source code could not be parsed"
-    if isinstance(stmt, ast.AsyncFunctionDef):
+    tree, codes = parsed
+    compiled = codes.get((code.co_name, code.co_firstlineno), [])
+    if not any(_same_code(c, code) for c in compiled):
+        return ("its source code is not the code that runs (was its file edited after it was "
+                "imported?)")
+    nodes = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Lambda):
+            if code.co_name == "<lambda>" and n.lineno == code.co_firstlineno:
+                nodes.append(n)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == code.co_name:
+            if (n.decorator_list[0].lineno if n.decorator_list else n.lineno) \
+                    == code.co_firstlineno:
+                nodes.append(n)
+    if len(nodes) != len(compiled):
+        return "its source code is ambiguous"
+    # Several on one line (lambdas): the compiler makes their code in source order.
+    nodes.sort(key=lambda n: n.col_offset)
+    compiled.sort(key=_first_column)
+    node = next(n for n, c in zip(nodes, compiled) if _same_code(c, code))
+    if isinstance(node, ast.AsyncFunctionDef):
         return "a coroutine"
-    if not isinstance(stmt, ast.FunctionDef) or stmt.name != code.co_name:
-        return "its source code does not match the function"
-    ast.increment_lineno(stmt, offset)
-    # The source must still be the function's: compare the parameter names.
-    cls = _class_of(fn.__qualname__)
-    a = stmt.args
-    params = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]  # co_varnames' order
-    if a.vararg:
-        params.append(a.vararg.arg)
-    if a.kwarg:
-        params.append(a.kwarg.arg)
-    n = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & inspect.CO_VARARGS) \
-        + bool(code.co_flags & inspect.CO_VARKEYWORDS)
-    if tuple(_mangle(cls, p) for p in params) != code.co_varnames[:n] \
-            or len(a.posonlyargs) + len(a.args) != code.co_argcount:
-        return "its source code does not match the function"
-    return stmt
+    return copy.deepcopy(node)  # the file's tree is cached: edit a copy
+
+
+def _first_column(code) -> int:
+    return next((col for _, _, col, _ in code.co_positions() if col), 0)
+
+
+def _same_code(a, b) -> bool:
+    """Whether two code objects do the same thing (line numbers and names of nested scopes
+    aside): the check that the source we read is the code that runs."""
+    if a.co_code != b.co_code or len(a.co_consts) != len(b.co_consts):
+        return False
+    for attr in ("co_names", "co_varnames", "co_freevars", "co_cellvars", "co_argcount",
+                 "co_posonlyargcount", "co_kwonlyargcount"):
+        if getattr(a, attr) != getattr(b, attr):
+            return False
+    for x, y in zip(a.co_consts, b.co_consts):
+        if isinstance(x, types.CodeType) and isinstance(y, types.CodeType):
+            if not _same_code(x, y):
+                return False
+        elif type(x) is not type(y) or (x != y and x == x):
+            return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------------
@@ -836,6 +903,96 @@ class _WrapCalls(ast.NodeTransformer):
                                           keywords=node.keywords), node)
 
 
+class _LiveReads(ast.NodeTransformer):
+    """Reads of the user's scope go through the runtime: a global or closure variable `w`
+    becomes `__jg.ld(w)`, and an attribute `a.b` becomes `__jg.attr(a, "b")`.  While a function
+    is traced, the runtime makes arrays read there kernel arguments (so that changing them in
+    place is seen by the next call) and watches the rest (watch.py): nothing that can change is
+    folded into a kernel unwatched.  Builtins that are not shadowed stay plain names."""
+
+    def __init__(self, local: set, keep: set, cls: str | None):
+        self.scopes = [local]
+        self.keep, self.cls = keep, cls  # private `__names` are mangled by us, as in `cls`
+        self.count = 0
+
+    def _call(self, attr, args, node):
+        self.count += 1
+        func = _rt(attr)
+        return ast.copy_location(ast.Call(func=func, args=args, keywords=[]), node)
+
+    def visit_Name(self, node):
+        name = node.id
+        if not isinstance(node.ctx, ast.Load) or name in self.keep or name.startswith(_PREFIX) \
+                or name == "__class__" or any(name in scope for scope in self.scopes):
+            return node
+        return self._call("ld", [node], node)
+
+    def visit_Call(self, node):
+        # A called name is watched by its function's globals (control.converted_call), and a
+        # function is never an array: `f(x)` stays as it is.
+        if not isinstance(node.func, ast.Name):
+            node.func = self.visit(node.func)
+        node.args = [self.visit(a) for a in node.args]
+        node.keywords = [self.visit(k) for k in node.keywords]
+        return node
+
+    def visit_Attribute(self, node):
+        self.generic_visit(node)
+        if not isinstance(node.ctx, ast.Load) or (isinstance(node.value, ast.Name)
+                                                  and node.value.id == RUNTIME_NAME):
+            return node
+        name = ast.Constant(value=_mangle(self.cls, node.attr))
+        return self._call("attr", [node.value, name], node)
+
+    def visit_ClassDef(self, node):
+        return node  # class bodies run as they are
+
+    def visit_FunctionDef(self, node):
+        names = _params(node.args) | set(_bound(node.body)[0]) | _bound(node.body)[1]
+        node.args.defaults = [self.visit(d) for d in node.args.defaults]
+        node.args.kw_defaults = [d if d is None else self.visit(d)
+                                 for d in node.args.kw_defaults]
+        node.decorator_list = [self.visit(d) for d in node.decorator_list]
+        self.scopes.append(names)
+        node.body = [self.visit(s) for s in node.body]
+        self.scopes.pop()
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Lambda(self, node):
+        node.args.defaults = [self.visit(d) for d in node.args.defaults]
+        node.args.kw_defaults = [d if d is None else self.visit(d)
+                                 for d in node.args.kw_defaults]
+        self.scopes.append(_params(node.args))
+        node.body = self.visit(node.body)
+        self.scopes.pop()
+        return node
+
+    def _comprehension(self, node, fields):
+        names = {n.id for g in node.generators for n in ast.walk(g.target)
+                 if isinstance(n, ast.Name)}
+        first = node.generators[0]
+        first.iter = self.visit(first.iter)  # evaluated in the enclosing scope
+        self.scopes.append(names)
+        for g in node.generators:
+            if g is not first:
+                g.iter = self.visit(g.iter)
+            g.ifs = [self.visit(c) for c in g.ifs]
+        for field in fields:
+            setattr(node, field, self.visit(getattr(node, field)))
+        self.scopes.pop()
+        return node
+
+    def visit_ListComp(self, node):
+        return self._comprehension(node, ("elt",))
+
+    visit_SetComp = visit_GeneratorExp = visit_ListComp
+
+    def visit_DictComp(self, node):
+        return self._comprehension(node, ("key", "value"))
+
+
 class _SuperCalls(ast.NodeTransformer):
     """`super()` -> `super(__class__, self)` in the function's own scope."""
 
@@ -1112,6 +1269,22 @@ class _Converter:
 # ------------------------------------------------------------------------------------------------
 
 
+def is_library_module(name: str, filename) -> bool:
+    """Whether a module is jitgrad's, a library's (`DO_NOT_CONVERT`, installed packages) or the
+    standard library's, rather than the user's."""
+    if name.split(".")[0] in DO_NOT_CONVERT:
+        return True
+    if filename is None:
+        return name in sys.builtin_module_names
+    filename = os.path.normcase(os.path.abspath(filename))
+    return any(filename.startswith(d) for d in _LIBRARY_DIRS)
+
+
+def is_user_function(fn) -> bool:
+    """Whether `fn` is the user's (converted if possible), not a library's."""
+    return _skipped_module(fn) is None
+
+
 def _skipped_module(fn) -> str | None:
     module = getattr(fn, "__module__", None) or fn.__globals__.get("__name__") or ""
     if module.split(".")[0] in DO_NOT_CONVERT:
@@ -1126,14 +1299,20 @@ def _analyse(fn) -> _Entry:
     code = fn.__code__
     if code.co_flags & _NOT_CONVERTIBLE_FLAGS:
         return _no("a generator or coroutine")
-    if code.co_name == "<lambda>":
-        return _no("a lambda")
     skipped = _skipped_module(fn)
     if skipped:
         return _no(skipped)
-    fdef = _parse_function(fn)
+    fdef = _find_source(fn)
     if isinstance(fdef, str):
         return _no(fdef)
+    # Private `__names` are mangled as in the class the function was compiled in.
+    cls = _class_of(fn.__qualname__)
+    if cls is not None:
+        prefix = "_" + cls.lstrip("_") + "__"
+        if cls.lstrip("_") == "" or not any(n.startswith(prefix) for n in _all_code_names(code)):
+            cls = None
+    if isinstance(fdef, ast.Lambda):
+        fdef = _lambda_def(fdef)
 
     # Reasons not to touch the function at all.
     bound_anywhere = set()  # names bound in any scope inside the function
@@ -1188,41 +1367,19 @@ def _analyse(fn) -> _Entry:
     if "__class__" in code.co_freevars and positional:
         fdef.body = [_SuperCalls(positional[0].arg).visit(s) for s in fdef.body]
 
+    live = _LiveReads(set(code.co_varnames) | set(code.co_cellvars), keep,
+                      _class_of(fn.__qualname__))
+    fdef.body = [live.visit(s) for s in fdef.body]
     wrap = _WrapCalls(keep)
     fdef.body = [wrap.visit(s) for s in fdef.body]
 
     converter = _Converter(code.co_filename, range_is_builtin="range" in keep)
     converter.function(fdef)
-    if not converter.changed and not wrap.count:
+    if not converter.changed and not wrap.count and not live.count:
         return _no("there is nothing to convert", converter.unconverted)
 
-    # Compile inside a factory whose parameters are the runtime and the closure variables, so
-    # that they are free variables of the new code; inside a class of the same name when the
-    # original was compiled in a class body (private names are mangled the same way).
-    cls = _class_of(fn.__qualname__)
-    if cls is not None:
-        prefix = "_" + cls.lstrip("_") + "__"
-        if cls.lstrip("_") == "" or not any(n.startswith(prefix) for n in _all_code_names(code)):
-            cls = None
-    params = [RUNTIME_NAME] + [v for v in code.co_freevars if not (cls and v == "__class__")]
-    factory_src = f"def {_PREFIX}_factory({', '.join(params)}):\n    pass\n"
-    if cls is not None:
-        factory_src = f"class {cls}:\n" + "".join("    " + line + "\n"
-                                                  for line in factory_src.splitlines())
-    module = ast.parse(factory_src)
-    loc = (fdef.lineno, fdef.col_offset, fdef.lineno, fdef.col_offset)
-    _locate(module, loc)
-    factory = module.body[0].body[0] if cls is not None else module.body[0]
-    # The def gets a reserved name: under its own name it would be a local of the factory, and
-    # a recursive call would read that local instead of the global (or closure variable).
     name = fdef.name
-    fdef.name = f"{_PREFIX}_fn"
-    factory.body = [fdef, _locate(ast.Return(value=ast.Name(id=fdef.name, ctx=ast.Load())),
-                                  loc)]
-    ast.fix_missing_locations(module)
-    module_code = compile(module, code.co_filename, "exec",
-                          flags=code.co_flags & _FUTURE_FLAGS, dont_inherit=True)
-    new = _find_code(module_code, f"{_PREFIX}_factory", fdef.name)
+    new = _factory_code(fdef, code, cls)
     fdef.name = name
     if new is None:
         return _no("internal: the converted code was not found", converter.unconverted)
@@ -1245,6 +1402,42 @@ def _analyse(fn) -> _Entry:
     except Exception:  # noqa: BLE001
         source = None
     return _Entry(new, cells, None, converter.unconverted, source)
+
+
+def _factory_code(node, code, cls):
+    """The def `node` compiled as `code` was: inside a factory whose parameters are
+    the runtime and the closure variables, so that they are free variables of the new code;
+    inside a class of the same name when `cls` is set, so that private names are mangled the same
+    way; with `code`'s `from __future__` flags.  Returns the new code object, or None."""
+    params = [RUNTIME_NAME] + [v for v in code.co_freevars if not (cls and v == "__class__")]
+    factory_src = f"def {_PREFIX}_factory({', '.join(params)}):\n    pass\n"
+    if cls is not None:
+        factory_src = f"class {cls}:\n" + "".join("    " + line + "\n"
+                                                  for line in factory_src.splitlines())
+    module = ast.parse(factory_src)
+    loc = (node.lineno, node.col_offset, node.lineno, node.col_offset)
+    _locate(module, loc)
+    factory = module.body[0].body[0] if cls is not None else module.body[0]
+    # The def gets a reserved name: under its own name it would be a local of the factory, and a
+    # recursive call would read that local instead of the global or closure variable.
+    node.name = name = f"{_PREFIX}_fn"
+    factory.body = [node, _locate(ast.Return(value=ast.Name(id=name, ctx=ast.Load())), loc)]
+    ast.fix_missing_locations(module)
+    try:
+        module_code = compile(module, code.co_filename, "exec",
+                              flags=code.co_flags & _FUTURE_FLAGS, dont_inherit=True)
+    except SyntaxError:
+        return None
+    return _find_code(module_code, f"{_PREFIX}_factory", name)
+
+
+def _lambda_def(node: ast.Lambda) -> ast.FunctionDef:
+    """`lambda args: body` as `def <lambda>(args): return body`, at the lambda's position."""
+    fdef = ast.FunctionDef(name="<lambda>", args=node.args, decorator_list=[], returns=None,
+                           body=[ast.copy_location(ast.Return(value=node.body), node.body)],
+                           type_comment=None, **({"type_params": []}
+                                                 if sys.version_info >= (3, 12) else {}))
+    return ast.copy_location(fdef, node)
 
 
 def _find_code(code, factory_name, name):

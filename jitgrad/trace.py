@@ -9,8 +9,10 @@ into an enclosing trace (on tracers): that is how derivatives compose.
 
 from __future__ import annotations
 
+import operator
 import os
 import sys
+import threading
 import traceback
 
 import numpy as np
@@ -19,7 +21,9 @@ from .errors import ArgumentError, ShapeError, TracingError
 from .ir import Graph, Lit, Stmt, Var
 from .primitives import FLOAT, Prim, apply_numpy, infer
 
-_TRACES: list["Trace"] = []
+# The active traces, innermost last: one stack per thread, so that threads tracing at the same
+# time never see each other's tracers.
+_LOCAL = threading.local()
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -34,13 +38,16 @@ class Trace:
         self.const_values: list = []
         self._const_ids: dict[int, Var] = {}
         self._count = 0
+        # What the traced code read from outside its arguments, and what it was: see watch.py.
+        self.watches: dict = {}
+        self._keep: list = []
 
     def __enter__(self) -> "Trace":
-        _TRACES.append(self)
+        _stack().append(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        _TRACES.remove(self)
+        _stack().remove(self)
 
     def new_var(self, shape, dtype) -> Var:
         var = Var(self._count, tuple(int(n) for n in shape), np.dtype(dtype))
@@ -52,16 +59,53 @@ class Trace:
         self.inputs.append(var)
         return Tracer(self, var)
 
-    def const(self, value) -> Var:
+    def const(self, value, key=None) -> Var:
         """A value from outside the trace: an array captured from the user's scope, or a tracer
-        of an enclosing trace.  It becomes a kernel argument, never a copy in the code."""
-        var = self._const_ids.get(id(value))
+        of an enclosing trace.  It becomes a kernel argument, never a copy in the code.  `key`
+        is the object it was read as, when `value` is a view of it (of an ndarray subclass)."""
+        key = value if key is None else key
+        var = self._const_ids.get(id(key))
         if var is None:
             var = self.new_var(value.shape, value.dtype)
-            self._const_ids[id(value)] = var
+            self._const_ids[id(key)] = var
             self.consts.append(var)
-            self.const_values.append(value)  # also keeps id(value) from being reused
+            self.const_values.append(value)
+            self._keep.append(key)  # keeps id(key) from being reused
         return var
+
+    def concrete(self, var: Var):
+        """The value of `var` if it depends on constants only (arrays read from the user's scope,
+        literals), else None.  The arrays it depends on are watched by content from now on, so a
+        kernel that folded them is traced again when they change."""
+        needed, stack = {}, [var]
+        producers = {out: stmt for stmt in self.stmts for out in stmt.outs}
+        consts = dict(zip(self.consts, self.const_values))
+        while stack:
+            v = stack.pop()
+            if v in needed or isinstance(v, Lit):
+                continue
+            if v in consts:
+                if not isinstance(consts[v], np.ndarray):
+                    return None  # a tracer of an enclosing trace
+                needed[v] = None
+                continue
+            stmt = producers.get(v)
+            if stmt is None:
+                return None  # an input
+            for out in stmt.outs:
+                needed[out] = stmt
+            stack.extend(stmt.inputs)
+        from .watch import watch_content
+        env = {}
+        for v in needed:
+            if v in consts:
+                watch_content(consts[v])
+                env[v] = consts[v]
+        order = [s for s in self.stmts if s.outs[0] in needed]
+        graph = Graph(tuple(), tuple(env), tuple(order), (var,), self.name)
+        from .interpret import evaluate
+        with _Suspended():
+            return evaluate(graph, [], list(env.values()))[0]
 
     def emit(self, prim: Prim, inputs: tuple, params: dict) -> Var:
         (out,) = self.emit_multi(prim, inputs, params)
@@ -107,18 +151,54 @@ class Trace:
                            f"(at {user_frame()})")
 
 
+def _stack() -> list:
+    try:
+        return _LOCAL.traces
+    except AttributeError:
+        _LOCAL.traces = []
+        return _LOCAL.traces
+
+
+def active_traces() -> list:
+    """The traces active in this thread, innermost last."""
+    return _stack()
+
+
+class _Suspended:
+    """No trace is active inside: evaluates with NumPy even while a function is traced."""
+
+    def __enter__(self):
+        self.saved, _LOCAL.traces = _stack(), []
+
+    def __exit__(self, *exc):
+        _LOCAL.traces = self.saved
+
+
 def current_trace(args) -> Trace | None:
     """The innermost active trace that owns one of `args`, if any."""
     owners = {id(a._trace) for a in args if isinstance(a, Tracer)}
-    for trace in reversed(_TRACES):
+    if not owners:
+        return None
+    for trace in reversed(_stack()):
         if id(trace) in owners:
             return trace
     return None
 
 
+def _no_lists_of_tracers(prim: Prim, args) -> None:
+    for a in args:
+        if isinstance(a, (list, tuple)) and any(isinstance(x, Tracer) for x in a):
+            raise TracingError(
+                f"a {type(a).__name__} of traced values was given to {prim.name} (at "
+                f"{user_frame()}), which needs an array: jitgrad cannot make arrays from lists of "
+                f"traced values yet. To differentiate with respect to a list of numbers, pass "
+                f"an array instead (numpy.array(the_list)).")
+
+
 def bind(prim: Prim, *args, **params):
     trace = current_trace(args)
     if trace is None:
+        _no_lists_of_tracers(prim, args)
         values = [a._value() if isinstance(a, Tracer) else a for a in args]
         return apply_numpy(prim, values, params)
     return Tracer(trace, trace.emit(prim, tuple(trace.atom(a) for a in args), params))
@@ -135,7 +215,8 @@ def bind_multi(prim: Prim, *args, **params) -> tuple:
 
 
 def innermost_trace() -> Trace | None:
-    return _TRACES[-1] if _TRACES else None
+    traces = _stack()
+    return traces[-1] if traces else None
 
 
 def full(shape, value, dtype):
@@ -145,6 +226,13 @@ def full(shape, value, dtype):
         return np.full(shape, value, dtype)
     params = {"shape": tuple(shape), "value": value, "dtype": np.dtype(dtype)}
     return Tracer(trace, trace.emit(Prim.full, (), params))
+
+
+def _user_frame_object():
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    return frame
 
 
 def user_frame() -> str:
@@ -235,34 +323,61 @@ class Tracer:
 
     def _concrete(self, what: str):
         where = user_frame()
-        from .convert import UNCONVERTED
+        from .convert import UNCONVERTED, not_converted_code_reason
 
         file, _, line = where.rpartition(":")
         reason = UNCONVERTED.get((file, int(line))) if line.isdigit() else None
         because = (f"jitgrad compiles `if`, `while` and `for` statements on traced values, but "
                    f"not this one: it contains {reason}. " if reason else "")
+        frame = _user_frame_object()
+        unconverted = frame and not_converted_code_reason(frame.f_code)
+        if unconverted:
+            because = (f"jitgrad could not convert the control flow of {frame.f_code.co_name}: "
+                       f"{unconverted}. ")
         raise TracingError(
             f"{what} of a traced value (at {where}): the value is not known while jitgrad "
             f"traces the function. {because}Write the loop or branch with jitgrad.while_loop, "
             f"jitgrad.fori_loop or jitgrad.cond, or the choice with np.where(condition, a, b), "
             f"or pass the value as a non-differentiated argument.")
 
-    def __bool__(self): self._concrete("the truth value (bool(), `if`, `while`, `and`/`or`)")
-    def __float__(self): self._concrete("float()")
-    def __int__(self): self._concrete("int()")
-    def __index__(self): self._concrete("use as an index")
-    def __complex__(self): self._concrete("complex()")
+    def _known(self):
+        """The value, if it depends only on arrays read from the user's scope (watched by
+        content from then on, see Trace.concrete), else None."""
+        if self._trace not in _stack():
+            return None
+        return self._trace.concrete(self._var)
 
-    def __array__(self, *args, **kwargs):
-        raise TracingError(
-            f"a traced value was converted to a NumPy array (at {user_frame()}): inside a "
-            f"function that jitgrad differentiates, use `import jitgrad.numpy as np` instead of "
-            f"NumPy itself.")
+    def _known_or(self, what: str):
+        value = self._known()
+        if value is None:
+            self._concrete(what)
+        return value
 
-    # NumPy's own functions and ufuncs, called on a tracer, are routed to jitgrad.numpy.
+    def __bool__(self):
+        return bool(self._known_or("the truth value (bool(), `if`, `while`, `and`/`or`)"))
+
+    def __float__(self): return float(self._known_or("float()"))
+    def __int__(self): return int(self._known_or("int()"))
+    def __index__(self): return operator.index(self._known_or("use as an index"))
+    def __complex__(self): return complex(self._known_or("complex()"))
+
+    def __array__(self, dtype=None, copy=None):
+        value = self._known()
+        if value is None:
+            raise TracingError(
+                f"a traced value was converted to a NumPy array (at {user_frame()}): inside a "
+                f"function that jitgrad differentiates, use `import jitgrad.numpy as np` instead "
+                f"of NumPy itself.")
+        return np.asarray(value, dtype=dtype)
+
+    # NumPy's own functions and ufuncs, called on a tracer, are routed to jitgrad.numpy; those it
+    # does not trace run on the values, when they are known (see `_known`).
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         fn = getattr(_np(), ufunc.__name__, None)
         if method != "__call__" or kwargs or fn is None or not callable(fn):
+            known = _known_values(inputs)
+            if known is not None:
+                return getattr(ufunc, method)(*known, **kwargs)
             raise TracingError(
                 f"numpy.{ufunc.__name__}{'' if method == '__call__' else '.' + method} was "
                 f"called on a traced value (at {user_frame()}) and jitgrad does not support it; "
@@ -272,6 +387,9 @@ class Tracer:
     def __array_function__(self, func, types, args, kwargs):
         fn = _np().SUPPORTED.get(func.__name__)
         if fn is None:
+            known = _known_values(args)
+            if known is not None:
+                return func(*known, **kwargs)
             raise TracingError(
                 f"numpy.{func.__name__} was called on a traced value (at {user_frame()}) and "
                 f"jitgrad does not support it yet; see jitgrad.numpy.SUPPORTED for what it does.")
@@ -280,6 +398,22 @@ class Tracer:
 
 def _np():
     return sys.modules["jitgrad.numpy"]
+
+
+def _known_values(args):
+    """`args` with every tracer replaced by its known value (see Tracer._known), or None."""
+    out = []
+    for a in args:
+        if isinstance(a, Tracer):
+            a = a._known()
+            if a is None:
+                return None
+        elif isinstance(a, (list, tuple)) and any(isinstance(x, Tracer) for x in a):
+            a = _known_values(a)
+            if a is None:
+                return None
+        out.append(a)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -325,7 +459,9 @@ def float_leaf(value, where: str):
         if value.dtype.kind in "iuf":
             if value.ndim == 0:
                 return float(value)  # kernels take every 0-d value as a scalar
-            return value if value.dtype == FLOAT else value.astype(FLOAT)
+            # A subclass (memmap, matrix, ...) is differentiated as its data, as NumPy's own
+            # functions treat it; it never reaches a kernel or a cache key as itself.
+            return np.asarray(value, dtype=FLOAT)
         raise ArgumentError(f"{where} is an array of dtype {value.dtype}; jitgrad "
                             f"differentiates with respect to float arrays")
     if isinstance(value, (complex, np.complexfloating)):

@@ -22,8 +22,10 @@ What is watched, and how:
 
 from __future__ import annotations
 
+import dis
 import math
 import types
+import weakref
 
 import numpy as np
 
@@ -79,14 +81,11 @@ def watch_function(fn, contents: bool = True) -> None:
     code, namespace = getattr(fn, "__code__", None), getattr(fn, "__globals__", None)
     if code is None or namespace is None:
         return
-    names, stack = set(), [code]
-    while stack:
-        c = stack.pop()
-        names.update(c.co_names)
-        stack.extend(x for x in c.co_consts if isinstance(x, types.CodeType))
-    values = [watch_global(namespace, name) for name in sorted(names)]
+    values = [watch_global(namespace, name) for name in _global_names(code)]
     values += [watch_cell(cell) for cell in fn.__closure__ or ()]
-    watch_defaults(fn)
+    if fn.__defaults__ or fn.__kwdefaults__:
+        # (Without defaults, a call that leaves an argument out is a new signature anyway.)
+        watch_defaults(fn)
     if not contents:
         return
     values += list(fn.__defaults__ or ()) + list((fn.__kwdefaults__ or {}).values())
@@ -96,6 +95,23 @@ def watch_function(fn, contents: bool = True) -> None:
         for leaf in leaves:
             if isinstance(leaf, np.ndarray):
                 watch_content(leaf)
+
+
+def _global_names(code) -> tuple:
+    """The names `code` (and the code nested in it) looks up as globals, sorted."""
+    names = _GLOBAL_NAMES.get(code)
+    if names is None:
+        found, stack = set(), [code]
+        while stack:
+            c = stack.pop()
+            found.update(i.argval for i in dis.get_instructions(c)
+                         if i.opname in ("LOAD_GLOBAL", "LOAD_NAME"))
+            stack.extend(x for x in c.co_consts if isinstance(x, types.CodeType))
+        names = _GLOBAL_NAMES[code] = tuple(sorted(found))
+    return names
+
+
+_GLOBAL_NAMES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 # ------------------------------------------------------------------------------------------------

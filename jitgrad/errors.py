@@ -20,3 +20,7 @@ class ArgumentError(JitgradError, TypeError):
 
 class JitgradInternalError(JitgradError, RuntimeError):
     """A bug in jitgrad itself: a pass produced invalid IR, or generated code failed to compile."""
+
+
+class JitgradWarning(UserWarning):
+    """Something jitgrad worked around, such as an unusable kernel cache directory."""

@@ -13,13 +13,14 @@ import copy
 import functools
 import os
 import threading
+import warnings
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import ad, codegen, compile, fuse, watch
-from .errors import ArgumentError, TracingError
+from .errors import ArgumentError, JitgradWarning, TracingError
 from .interpret import evaluate
 from .ir import Graph, verify
 from .control import converted_call
@@ -212,27 +213,59 @@ class _Build:
     consts: list
     source: str
     watches: dict  # what the trace read besides its arguments (watch.py)
+    draws: list  # random draws to replay before each call (control._draw)
 
 
 class _Entry:
     """A compiled kernel for one signature, with what it needs at every call."""
 
-    __slots__ = ("kernel", "consts", "current", "compiled", "out_shape", "call1")
+    __slots__ = ("kernel", "consts", "current", "compiled", "out_shape", "call1", "draws",
+                 "drawn")
 
-    def __init__(self, kernel, consts, current):
+    def __init__(self, kernel, consts, current, draws=()):
         self.kernel, self.consts = kernel, tuple(consts)
+        # Random draws to make again before each call: (method, args, kwargs, the index of the
+        # constant it replaces, or None when only its effect on the generator matters).
+        self.draws = tuple((f, a, k, next((i for i, c in enumerate(self.consts) if c is value),
+                                          None) if value is not None else None, value)
+                           for f, a, k, value in draws)
+        self.drawn = True  # the trace has just drawn the numbers for the call that made it
         # The hot path's call with one argument: the constants spelled out, because Numba's
         # dispatcher takes a slower path for `kernel(x, *consts)` (~0.2 µs, even for no consts).
         names = [f"c{i}" for i in range(len(self.consts))]
         scope = {"kernel": kernel, **dict(zip(names, self.consts))}
         self.call1 = kernel if not names else eval(  # noqa: S307 (built from names only)
             f"lambda x: kernel(x, {', '.join(names)})", scope)
+        if self.draws:
+            self.call1 = lambda x: kernel(x, *self.consts_now())
         # None, or a function saying whether what the trace read besides the arguments still
         # holds (watch.py).  (Arrays read from the user's scope need no check: kernels read
         # them at every call.)
         self.current = current
         self.compiled = False
         self.out_shape = ()
+
+    def consts_now(self) -> tuple:
+        """The kernel's constants for this call: the random draws made afresh, in order."""
+        if not self.draws:
+            return self.consts
+        if self.drawn:
+            self.drawn = False
+            return self.consts
+        consts = list(self.consts)
+        for f, args, kwargs, index, first in self.draws:
+            value = f(*args, **kwargs)
+            if first is None:
+                continue
+            value = np.asarray(value)
+            if value.shape != first.shape or value.dtype != first.dtype:
+                raise TracingError(
+                    f"{getattr(f, '__name__', 'a random draw')} gave an array of shape "
+                    f"{value.shape} and dtype {value.dtype}, but {first.shape} and {first.dtype} "
+                    f"when the function was traced")
+            if index is not None:
+                consts[index] = value
+        return tuple(consts)
 
 
 # Per function: (argnums, kind) -> (entries, fast entries), shared by grad and value_and_grad.
@@ -264,6 +297,7 @@ class _Entries(collections.OrderedDict):
             _, old = self.popitem(last=False)
             for k in [k for k, e in self.fast.items() if e is old]:
                 del self.fast[k]
+            compile.forget(old.kernel)
 
 
 class _GradFunction:
@@ -368,7 +402,7 @@ class _GradFunction:
         entry = self._entries.get(key)
         if entry is None or not (entry.current is None or entry.current()):
             entry = self._compile(args, kwargs, key)
-        call_args = (*dynamic, *entry.consts)
+        call_args = (*dynamic, *entry.consts_now())
         if entry.compiled:
             out = entry.kernel(*call_args)
         else:
@@ -392,14 +426,15 @@ class _GradFunction:
         if entry is None or not (entry.current is None or entry.current()):
             entry = self._compile(args, kwargs, key)
         shape = entry.out_shape
+        consts = entry.consts_now()  # one forward pass: every vjp sees the same draws
 
         def vjp(g):
             g = _cotangent(g, shape, self.name)
-            out = compile.first_call(entry.kernel, (*dynamic, g, *entry.consts))
+            out = compile.first_call(entry.kernel, (*dynamic, g, *consts))
             return self._package(out, trees)[1]
 
         zero = 0.0 if shape == () else np.zeros(shape)
-        ans = compile.first_call(entry.kernel, (*dynamic, zero, *entry.consts))[0]
+        ans = compile.first_call(entry.kernel, (*dynamic, zero, *consts))[0]
         return vjp, ans
 
     def _package(self, out, trees):
@@ -423,7 +458,7 @@ class _GradFunction:
                 return entry
             build = self._build(args, kwargs, key)
             kernel = compile.load(build.source)
-            entry = _Entry(kernel, build.consts, watch.guard(build.watches))
+            entry = _Entry(kernel, build.consts, watch.guard(build.watches), build.draws)
             entry.out_shape = build.graph.outputs[0].shape
             self._entries[key] = entry
             if self._fast_ok and len(args) == 1 and not kwargs:
@@ -438,7 +473,7 @@ class _GradFunction:
             return entry
 
     def _build(self, args, kwargs, key) -> _Build:
-        graph, consts, wrt, watches = self._trace(args, kwargs)
+        graph, consts, wrt, watches, draws = self._trace(args, kwargs)
         if self.kind == "vjp":
             grad_graph, grad_consts = ad.value_and_vjp_graph(graph, consts, wrt)
         else:
@@ -448,7 +483,7 @@ class _GradFunction:
         kind = "value and vector-Jacobian product" if self.kind == "vjp" else "value and gradient"
         note = f"{kind} of {self.name} with respect to argnum={self.argnum}"
         source = codegen.generate(fuse.schedule(grad_graph), note=note)
-        return _Build(graph, grad_graph, grad_consts, source, watches)
+        return _Build(graph, grad_graph, grad_consts, source, watches, draws)
 
     def _trace(self, args, kwargs):
         """Run the function on tracers: (graph, constant values, indices of graph inputs to
@@ -456,7 +491,9 @@ class _GradFunction:
         n = len(args)
         diff = {a % n for a in self.argnums}
         trace = Trace(self.name)
+        trace.draws = []
         wrt = []
+        rng_before = np.random.get_state()
         with trace:
             def lift(leaf, differentiated, where):
                 if differentiated:
@@ -494,13 +531,48 @@ class _GradFunction:
             _check_output(out, self.name, scalar=self.kind == "grad")
             graph = trace.finish([out])
         verify(graph)
-        return graph, trace.const_values, tuple(wrt), trace.watches
+        if _drew_uncaptured(rng_before, trace.draws):
+            # Code jitgrad does not convert (a library's) drew from NumPy's global generator:
+            # those numbers are folded into the trace, so it is traced afresh at every call,
+            # which draws afresh, as the function run eagerly would.
+            _warn_once(self.name, "it draws random numbers in code jitgrad does not convert, so "
+                       "it is traced again at every call (slow, but each call draws afresh)")
+            trace.watches[("retrace",)] = ("never",)
+            trace.draws.clear()
+        return graph, trace.const_values, tuple(wrt), trace.watches, trace.draws
 
     def _call_traced(self, args, kwargs, key, dynamic, trees):
         """Called inside another trace (grad of grad): inline the gradient's IR there."""
         build = self._build(args, kwargs, key)
         out = evaluate(build.grad_graph, dynamic, build.consts)
         return self._package(out, trees)
+
+
+def _drew_uncaptured(before, draws) -> bool:
+    """Whether NumPy's global generator moved past `before` by more than the captured draws."""
+    def same(a, b):
+        return np.array_equal(a[1], b[1]) and a[2:] == b[2:]
+
+    after = np.random.get_state()
+    if same(after, before):
+        return False
+    np.random.set_state(before)
+    try:
+        for f, args, kwargs, _ in draws:
+            if f.__self__ is np.random.mtrand._rand:
+                f(*args, **kwargs)
+        return not same(np.random.get_state(), after)
+    finally:
+        np.random.set_state(after)
+
+
+_WARNED: set = set()
+
+
+def _warn_once(name: str, what: str) -> None:
+    if name not in _WARNED:
+        _WARNED.add(name)
+        warnings.warn(f"jitgrad: {name}: {what}", JitgradWarning, stacklevel=4)
 
 
 def _cotangent(g, shape, name: str):

@@ -131,6 +131,15 @@ def load(source: str):
     return kernel
 
 
+def forget(kernel) -> None:
+    """Drop this process's references to a kernel (its module too), so that its memory is freed
+    once no cached signature uses it; a later `load` of the same source compiles or loads it
+    again."""
+    for path in [p for p, k in _LOADED.items() if k is kernel]:
+        del _LOADED[path]
+        sys.modules.pop("jitgrad_kernel_" + os.path.basename(path)[2:-3], None)
+
+
 def _ensure_file(path: str, source: str) -> None:
     """Make the file at `path` hold exactly `source`: an edited, truncated or planted file is
     rewritten (write-then-rename, so no process reads half a file), and Numba's cache files for

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import random
 import sys
 import types as pytypes
 
@@ -596,7 +597,10 @@ def converted_call(f, /, *args, **kwargs):
     """Call `f`, converting its control flow (and its reads of the user's scope, see `ld`) first
     if it is a user's Python function.  While tracing, what `f` can read outside its arguments is
     watched (watch.py); a `functools.partial` is called through its function, with its bound
-    arguments read like globals; a callable object through its `__call__`."""
+    arguments read like globals; a callable object through its `__call__`; a random number
+    generator's method becomes a draw made afresh before every kernel call (see `_draw`)."""
+    if active_traces() and _is_random(f):
+        return _draw(f, args, kwargs)
     if type(f) is functools.partial and active_traces():
         keywords = {k: ld(v) for k, v in f.keywords.items()}
         return converted_call(f.func, *map(ld, f.args), *args, **{**keywords, **kwargs})
@@ -629,6 +633,43 @@ def _converted(f):
     if new.__kwdefaults__:
         new.__kwdefaults__ = {k: ld(v) for k, v in new.__kwdefaults__.items()}
     return g
+
+
+_RANDOM_TYPES = (np.random.RandomState, np.random.Generator, random.Random)
+
+
+def _is_random(f) -> bool:
+    """Whether `f` is a method of a random number generator (`numpy.random.randn` is one of the
+    global RandomState), including `seed`: every call on it is replayed in order."""
+    return isinstance(getattr(f, "__self__", None), _RANDOM_TYPES)
+
+
+def _draw(f, args, kwargs):
+    """A random draw in traced code is made now and becomes a kernel argument; the call is
+    recorded on the trace and made again, in the same order, before every call of the kernel,
+    so each gradient sees fresh numbers, as the function run eagerly (or by autograd) would."""
+    traces = active_traces()
+    leaves: list = []
+    flatten((args, kwargs), leaves)
+    if any(isinstance(x, Tracer) for x in leaves):
+        raise TracingError(
+            f"{getattr(f, '__name__', 'a random draw')} was called with a traced parameter (at "
+            f"{user_frame()}): jitgrad replays random draws before each kernel call, so their "
+            f"parameters must be fixed. Draw standard variates and transform them instead, "
+            f"for example `mu + sigma * rs.standard_normal(shape)`.")
+    if any(t.draws is None for t in traces):
+        raise TracingError(
+            f"a random draw inside a compiled loop or branch (at {user_frame()}) is not "
+            f"supported: the loop body is traced once, so it would draw once. Draw the numbers "
+            f"before the loop (one row per iteration) and index them in the loop.")
+    value = f(*args, **kwargs)
+    array = None if value is None else np.asarray(value)  # None: seed, shuffle, ...
+    if array is not None and array.dtype.kind not in "biuf":
+        raise TracingError(f"a random draw of {array.dtype} values (at {user_frame()}) cannot "
+                           f"be replayed in a kernel; only numbers can")
+    for t in traces:  # an enclosing grad (of grad) replays it too
+        t.draws.append((f, args, kwargs, array))
+    return None if array is None else Tracer(traces[-1], traces[-1].const(array))
 
 
 def ld(value):

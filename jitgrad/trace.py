@@ -40,6 +40,9 @@ class Trace:
         self._count = 0
         # What the traced code read from outside its arguments, and what it was: see watch.py.
         self.watches: dict = {}
+        # Random draws made by the traced code, replayed before every kernel call: a list for
+        # the traces of the API's functions (control._draw), None for regions and adjoints.
+        self.draws: list | None = None
         self._keep: list = []
 
     def __enter__(self) -> "Trace":
@@ -85,8 +88,9 @@ class Trace:
             if v in needed or isinstance(v, Lit):
                 continue
             if v in consts:
-                if not isinstance(consts[v], np.ndarray):
-                    return None  # a tracer of an enclosing trace
+                if not isinstance(consts[v], np.ndarray) or any(
+                        d[3] is consts[v] for trace in _stack() for d in trace.draws or ()):
+                    return None  # a tracer of an enclosing trace, or a random draw
                 needed[v] = None
                 continue
             stmt = producers.get(v)

@@ -175,6 +175,9 @@ def guard(watches: dict):
             _, env[f"f{k}"], env[f"d{k}"], env[f"e{k}"] = watch
             terms.append(f"f{k}.__defaults__ is d{k} and f{k}.__kwdefaults__ is e{k}")
             continue
+        elif kind == "never":  # traced again at every call
+            terms.append("False")
+            continue
         elif kind == "tree":
             _, env[f"o{k}"], env[f"t{k}"], env[f"l{k}"] = watch
             terms.append(f"_tree(o{k}, t{k}, l{k})")

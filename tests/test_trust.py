@@ -408,3 +408,72 @@ def test_inputs_are_never_modified():
 
 def test_jitgrad_exports_clear_error_types():
     assert issubclass(jitgrad.TracingError, jitgrad.JitgradError)
+
+
+# --- random draws in traced code ----------------------------------------------------------------
+
+
+def test_random_draws_are_fresh_at_every_call_as_in_autograd():
+    autograd = pytest.importorskip("autograd")
+    import autograd.numpy as anp
+
+    def make(npm, rs):
+        def objective(w):
+            noise = rs.randn(3) * 0.1  # a fresh draw per call, as in autograd's examples
+            return npm.sum(npm.tanh(w + noise) ** 2) + numpy.random.rand() * npm.sum(w)
+        return objective
+
+    w = numpy.array([0.1, -0.2, 0.3])
+    numpy.random.seed(1)
+    ours = value_and_grad(make(np, numpy.random.RandomState(0)))
+    got = [ours(w) for _ in range(4)]
+    numpy.random.seed(1)
+    theirs = autograd.value_and_grad(make(anp, numpy.random.RandomState(0)))
+    want = [theirs(w) for _ in range(4)]
+    for (v, g), (rv, rg) in zip(got, want):
+        close(v, rv)
+        close(g, rg)
+    assert len({v for v, _ in got}) == 4  # four different draws
+
+
+def test_random_draw_with_traced_parameters_is_refused():
+    rs = numpy.random.RandomState(0)
+    with pytest.raises(TracingError, match="fixed"):
+        grad(lambda mu: np.sum(rs.normal(mu, 1.0)))(0.5)
+
+
+def test_uncaptured_draws_are_traced_again_every_call():
+    namespace = {"numpy": numpy}
+    exec("def noise(n):\n    return numpy.random.rand(n)\n", namespace)  # no source: unconverted
+    noise = namespace["noise"]
+
+    def uses_library(x):
+        return np.sum(x * noise(4))
+
+    g = grad(uses_library)
+    numpy.random.seed(3)
+    with pytest.warns(jitgrad.JitgradWarning, match="traced again"):
+        first = [g(numpy.ones(4)) for _ in range(3)]
+    numpy.random.seed(3)
+    eager = [numpy.random.rand(4) for _ in range(3)]
+    for a, b in zip(first, eager):
+        close(a, b)
+
+
+def test_evicted_kernels_are_released(monkeypatch):
+    """jitgrad lets go of an evicted kernel (Numba itself keeps the machine code it compiled)."""
+    from jitgrad import compile as jg_compile
+
+    monkeypatch.setattr(api, "MAX_SIGNATURES", 1)
+
+    def released(x):
+        return np.sum(np.cos(x) * 3.0)
+
+    g = grad(released)
+    g(numpy.ones(2))
+    first = next(iter(g._jitgrad._entries.values())).kernel
+    module = first.py_func.__module__
+    g(numpy.ones(3))  # evicts the first signature's kernel
+    assert all(k is not first for k in jg_compile._LOADED.values())
+    assert module not in sys.modules
+    close(g(numpy.ones(2)), -3 * numpy.sin(numpy.ones(2)))  # and it comes back when needed

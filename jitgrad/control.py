@@ -2,7 +2,7 @@
 
 Two ways in:
   - explicit structured primitives, `while_loop`, `fori_loop` and `cond` (JAX's signatures);
-  - plain Python `if`/`while`/`for`, which `convert.py` rewrites into calls of `if_stmt`,
+  - plain Python `if`/`while`/`for`, which `convert/` rewrites into calls of `if_stmt`,
     `while_stmt` and `for_range_stmt` below.  Those run plain Python while the condition is a
     concrete value, and record a structured statement in the IR as soon as it is traced.
 
@@ -424,7 +424,7 @@ def cond(pred, true_fun, false_fun, *operands):
 
 
 # ------------------------------------------------------------------------------------------------
-# The runtime of converted Python control flow (see convert.py)
+# The runtime of converted Python control flow (see convert/)
 # ------------------------------------------------------------------------------------------------
 
 

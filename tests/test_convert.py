@@ -1,4 +1,4 @@
-"""The source-to-source converter (jitgrad/convert.py), run with a pure-Python stand-in for the
+"""The source-to-source converter (jitgrad/convert/), run with a pure-Python stand-in for the
 runtime: every converted function must compute exactly what the original computes."""
 
 import ast

@@ -1,5 +1,5 @@
 """Plain Python `if`/`while`/`for` on traced values: converted into compiled loops and
-branches (convert.py + control.py), with autograd's gradient on every path."""
+branches (convert/ + control.py), with autograd's gradient on every path."""
 
 
 import numpy

@@ -287,7 +287,10 @@ class _Entries(collections.OrderedDict):
     def get(self, key, default=None):
         entry = super().get(key, default)
         if entry is not None:
-            self.move_to_end(key)
+            try:
+                self.move_to_end(key)
+            except KeyError:  # evicted by another thread meanwhile
+                pass
         return entry
 
     def __setitem__(self, key, entry):

@@ -85,7 +85,13 @@ defvjp(Prim.div, lambda g, ans, x, y: g / y, lambda g, ans, x, y: -g * x / y ** 
 
 
 def _pow_base(g, ans, x, y):
-    return g * y * x ** (y - 1.0) if not _is_two(y) else g * (2.0 * x)
+    # As autograd: the exponent y - 1 becomes 1 where y == 0, so d/dx x**0 is 0 at x = 0 too
+    # (y * x**(y - 1) would be 0 * inf = nan there).
+    if _is_two(y):
+        return g * (2.0 * x)
+    if isinstance(y, (int, float)):  # a literal exponent: choose in Python, emit no `where`
+        return g * y * x ** (y - 1.0 if y != 0 else 1.0)
+    return g * y * x ** np.where(y, y - 1.0, 1.0)
 
 
 def _pow_exponent(g, ans, x, y):

@@ -14,6 +14,8 @@ import re
 import sys
 
 import numpy as np
+from numba import types as nbtypes
+from numba.core.extending import intrinsic
 
 from .errors import JitgradInternalError
 from .fuse import Call, Loop, Schedule, Sink, is_unit_reshape
@@ -35,8 +37,10 @@ CODE = {
 }
 
 
-def _pow_code(x: str, y) -> str:
-    # Small literal exponents as products: exact for squares, and far faster than pow().
+def _pow_code(x: str, y, y_code: str, dtype) -> str:
+    """`x ** y` for a result of `dtype`, with NumPy's values (inf, nan) everywhere."""
+    # Small literal exponents as products: exact for squares, and far faster than pow().  (The
+    # square root is what NumPy computes for `** 0.5` too: nan at -inf, -0.0 at -0.0.)
     if isinstance(y, Lit):
         if y.value == 2:
             return f"{x} * {x}"
@@ -46,7 +50,13 @@ def _pow_code(x: str, y) -> str:
             return f"np.sqrt({x})"
         if y.value == -1:
             return f"1.0 / {x}"
-    return None
+    if dtype.kind == "f" and y.dtype.kind in "biu":
+        # Numba's float ** int raises ZeroDivisionError for 0 ** -n; NumPy's pow() gives inf.
+        if not isinstance(y, Lit):
+            return f"{x} ** {dtype_code(dtype)}({y_code})"
+        if y.value < 0:
+            return f"{x} ** {literal(float(y.value))}"
+    return f"{x} ** {y_code}"
 
 
 def dtype_code(dtype: np.dtype) -> str:
@@ -174,14 +184,33 @@ class _LoopBody:
     @staticmethod
     def _expr(stmt, args: list[str]) -> str:
         if stmt.prim is Prim.pow:
-            return _pow_code(args[0], stmt.inputs[1]) or f"{args[0]} ** {args[1]}"
+            return _pow_code(args[0], stmt.inputs[1], args[1], stmt.out.dtype)
         if stmt.prim is Prim.convert:
             dtype = stmt.params["dtype"]
             return f"({args[0]} != 0)" if dtype.kind == "b" else f"{dtype_code(dtype)}({args[0]})"
         return CODE[stmt.prim].format(*args)
 
 
-DECORATOR = '@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})'
+# IEEE semantics: no fast-math flag that may fold inf or nan away ("reassoc" alone lets LLVM turn
+# log(exp(x)) into x and (x * 2) / 2 into x); "contract" (fused multiply-add) only rounds less.
+DECORATOR = '@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})'
+
+
+@intrinsic
+def sum_add(typingctx, acc, v):
+    """`acc + v` for a float sum's accumulator: the one addition of a kernel with the `reassoc`
+    flag, because LLVM vectorises a floating-point reduction only if it may reorder its additions.
+    Reordering a sum changes its rounding, never whether an inf or nan among the terms reaches the
+    result.  (An intrinsic, not a function with fastmath: it costs no compile of its own.)"""
+    if not (isinstance(acc, nbtypes.Float) and isinstance(v, nbtypes.Float)):
+        return None
+    out = acc if acc.bitwidth >= v.bitwidth else v
+
+    def codegen(context, builder, sig, args):
+        a, b = (context.cast(builder, x, t, out) for x, t in zip(args, sig.args))
+        return builder.fadd(a, b, flags=("reassoc", "contract"))
+
+    return out(acc, v), codegen
 
 
 class KernelWriter:
@@ -433,7 +462,7 @@ class KernelWriter:
         fresh = {_buffer_root(s, loop).name for s in loop.sinks
                  if s.kind == "scatter" and _buffer_root(s, loop) is s.var
                  and s.stmt.inputs[0] in self.overwritten}
-        for segment in itertools.product(*[list(zip(c, c[1:])) for c in cuts]):
+        for segment in itertools.product(*[list(itertools.pairwise(c)) for c in cuts]):
             active = [s for s in loop.sinks if all(
                 offsets[id(s)][d] <= lo and hi <= offsets[id(s)][d] + space[d]
                 for d, (lo, hi) in enumerate(segment))]
@@ -446,7 +475,7 @@ class KernelWriter:
                 index = tuple(_shift(j[d], -offsets[id(sink)][d]) for d in range(k))
                 var, stmt = sink.var, sink.stmt
                 if sink.kind == "store":
-                    value, depth = body.compute(self.schedule.producers[var], index)
+                    value, _ = body.compute(self.schedule.producers[var], index)
                     target = var.name if var.ndim == 0 else f"{var.name}[{', '.join(index)}]"
                     body.lines[k].append(f"{target} = {value}")
                 elif sink.kind == "reduce":
@@ -531,7 +560,9 @@ def _tape_rows(rows: str, var) -> str:
 def _reduction_code(prim, dtype) -> tuple[str, str]:
     """(initial value, update template) of a reduction's accumulator."""
     if prim is Prim.reduce_sum:
-        return ("0.0" if dtype.kind == "f" else "0"), "{acc} += {v}"
+        if dtype.kind == "f":
+            return "0.0", "{acc} = sum_add({acc}, {v})"
+        return "0", "{acc} += {v}"
     is_max = prim is Prim.reduce_max
     if dtype.kind == "f":
         init = "-np.inf" if is_max else "np.inf"
@@ -614,5 +645,8 @@ def generate(schedule: Schedule, name: str = "kernel", note: str = "") -> str:
     finally:
         sys.setrecursionlimit(limit)
     lines = [f"# {_comment(line)}" if line else "#" for line in header.splitlines()]
-    lines += ["import numpy as np", "import numba", "", "from jitgrad import runtime", "", ""]
+    lines += ["import numpy as np", "import numba", "", "from jitgrad import runtime"]
+    if any("sum_add(" in f for f in helpers + [main]):
+        lines.append("from jitgrad.codegen import sum_add")
+    lines += ["", ""]
     return "\n".join(lines) + "\n\n".join(helpers + [main])

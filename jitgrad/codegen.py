@@ -319,19 +319,31 @@ class KernelWriter:
         carried = [v.name for v in stmt.outs[:k]]
         for name, init in zip(carried, ops[nc + nb:]):
             self.out(1, f"{name} = {init}")
+        from . import control
+
         save = stmt.params.get("save")
+        limit = stmt.params.get("max_iterations", control.MAX_LOOP_ITERATIONS)
+        # The message is a literal of the generated source: made printable ASCII, then quoted.
+        message = control.loop_limit_message(stmt.params.get("where", "<unknown>"), limit)
+        error = f"raise RuntimeError({_comment(message)!r})"
         if save:
             tapes, count = stmt.outs[k:2 * k], stmt.outs[2 * k]
             n, cap = f"n{count.id}", f"cap{count.id}"
             self.out(1, f"{n} = 0")
-            self.out(1, f"{cap} = 16")
+            self.out(1, f"{cap} = {min(16, limit)}")
             for tape, v in zip(tapes, body.inputs):
                 self.out(1, f"{tape.name} = {_tape_rows(cap, v)}")
+        else:
+            n = f"n_{next(self.counter)}"
+            self.out(1, f"{n} = 0")
         self.out(1, f"while {cond_fn}({', '.join(carried + ops[:nc])})[0]:")
         if save:
-            # The tape of carried values, one row per iteration, grown by doubling.
+            # The tape of carried values, one row per iteration, grown by doubling up to the
+            # iteration limit, which is checked only when the tape is full: no cost per iteration.
             self.out(2, f"if {n} == {cap}:")
-            self.out(3, f"{cap} *= 2")
+            self.out(3, f"if {n} == {limit}:")
+            self.out(4, error)
+            self.out(3, f"{cap} = min({cap} * 2, {limit})")
             # Element loops, not slice assignment: Numba takes seconds to compile the latter.
             for tape, v in zip(tapes, body.inputs):
                 self.out(3, f"{tape.name}_grown = {_tape_rows(cap, v)}")
@@ -343,7 +355,10 @@ class KernelWriter:
                     self.copy_loops(2, f"{tape.name}[{n}, {{i}}]", f"{name}[{{i}}]", v.shape)
                 else:
                     self.out(2, f"{tape.name}[{n}] = {name}")
-            self.out(2, f"{n} += 1")
+        else:
+            self.out(2, f"if {n} == {limit}:")
+            self.out(3, error)
+        self.out(2, f"{n} += 1")
         self.out(2, f"{''.join(c + ', ' for c in carried)}= {body_fn}("
                     f"{', '.join(carried + ops[nc:nc + nb])})")
         if save:

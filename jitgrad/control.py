@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 import random
 import sys
 import types as pytypes
@@ -37,6 +38,11 @@ from .trace import (Trace, Tracer, active_traces, bind, bind_multi, flatten, ful
 # A Python loop whose condition stays concrete (or a `for` over a Python range) is unrolled at
 # trace time up to this many iterations; past it, the rest runs as a compiled loop.
 UNROLL_LIMIT = 100
+
+# A compiled loop raises once it has run this many iterations (under `grad` a loop that never ends
+# would otherwise grow its tape until memory runs out).  Read when a loop is traced; a loop can
+# set its own with `while_loop(..., max_iterations=n)`.
+MAX_LOOP_ITERATIONS = int(os.environ.get("JITGRAD_MAX_LOOP_ITERATIONS", "10000000"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -139,8 +145,10 @@ def _fixed_types(fn, types, name, what):
 # ------------------------------------------------------------------------------------------------
 
 
-def emit_while(cond_fn, body_fn, init, where: str, names=None):
-    """Record `while cond_fn(*v): v = body_fn(*v)` as one statement; returns the final values."""
+def emit_while(cond_fn, body_fn, init, where: str, names=None, max_iterations=None):
+    """Record `while cond_fn(*v): v = body_fn(*v)` as one statement; returns the final values.
+    The loop raises after `max_iterations` (default MAX_LOOP_ITERATIONS) iterations."""
+    limit = _iteration_limit(max_iterations)
     def what(j):
         return f"loop variable `{names[j]}` (loop at {where})" if names else \
             f"loop value {j} (loop at {where})"
@@ -152,7 +160,22 @@ def emit_while(cond_fn, body_fn, init, where: str, names=None):
         [((), np.dtype(np.bool_))], lambda j: f"the condition at {where}")
     init = [_coerce(v, s, d, what(j)) for j, (v, (s, d)) in enumerate(zip(init, types))]
     return bind_multi(Prim.while_loop, *cond_consts, *body_consts, *init,
-                      cond=cond, body=body, save=False)
+                      cond=cond, body=body, save=False, max_iterations=limit, where=where)
+
+
+def _iteration_limit(max_iterations) -> int:
+    limit = MAX_LOOP_ITERATIONS if max_iterations is None else max_iterations
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
+        raise ValueError(f"max_iterations must be an int >= 0, not {limit!r}")
+    return int(limit)
+
+
+def loop_limit_message(where: str, limit: int) -> str:
+    """What a compiled loop that reached its iteration limit raises (a RuntimeError) with."""
+    return (f"the loop at {where} is still running after {limit:,} iterations, the limit for "
+            f"a compiled loop; if it should run longer, pass max_iterations=... to "
+            f"jitgrad.while_loop, or set jitgrad.control.MAX_LOOP_ITERATIONS (or the environment "
+            f"variable JITGRAD_MAX_LOOP_ITERATIONS) before the function is first called")
 
 
 def emit_cond(pred, true_fn, false_fn, operands, where: str, names=None):
@@ -223,11 +246,16 @@ CONTROL_RULES[Prim.while_grad] = _outputs_rule("vjp")
 CONTROL_RULES[Prim.cond] = _outputs_rule("true")
 
 
-def _while_impl(*args, cond, body, save=False):
+def _while_impl(*args, cond, body, save=False, max_iterations=None, where="<unknown>"):
     nc, nb = len(cond.consts), len(body.consts)
     cond_consts, body_consts, values = args[:nc], args[nc:nc + nb], list(args[nc + nb:])
     tapes: list[list] = [[] for _ in values]
+    limit = _iteration_limit(max_iterations)
+    count = 0
     while bool(evaluate(cond, values, cond_consts)[0]):
+        if count == limit:  # the same bound as the compiled loop's
+            raise RuntimeError(loop_limit_message(where, limit))
+        count += 1
         if save:
             for tape, v in zip(tapes, values):
                 tape.append(np.array(v))
@@ -339,10 +367,12 @@ ad.JOINT[Prim.while_grad] = _no_second_order
 # ------------------------------------------------------------------------------------------------
 
 
-def while_loop(cond_fun, body_fun, init_val):
+def while_loop(cond_fun, body_fun, init_val, max_iterations=None):
     """`val = init_val; while cond_fun(val): val = body_fun(val)`, compiled into one native loop
     and differentiable in reverse mode.  `init_val` may be a tuple/list/dict of arrays and
     numbers; `body_fun` must return the same structure.  Outside a trace, plain Python.
+    A loop still running after `max_iterations` iterations (default MAX_LOOP_ITERATIONS) raises
+    a RuntimeError naming it.
 
     >>> import jitgrad.numpy as np
     >>> from jitgrad import grad, while_loop
@@ -352,8 +382,11 @@ def while_loop(cond_fun, body_fun, init_val):
     80.0
     """
     if innermost_trace() is None:
-        val = init_val
+        limit, count, val = _iteration_limit(max_iterations), 0, init_val
         while converted_call(cond_fun, val):
+            if count == limit:
+                raise RuntimeError(loop_limit_message(user_frame(), limit))
+            count += 1
             val = converted_call(body_fun, val)
         return val
     leaves: list = []
@@ -369,7 +402,7 @@ def while_loop(cond_fun, body_fun, init_val):
         return out_leaves
 
     final = emit_while(lambda *v: converted_call(cond_fun, unflatten(tree, iter(v))), body,
-                       leaves, where)
+                       leaves, where, max_iterations=max_iterations)
     return unflatten(tree, iter(final))
 
 
@@ -389,8 +422,15 @@ def fori_loop(lower, upper, body_fun, init_val):
     start = lower if isinstance(lower, Tracer) else full((), lower, INT)
     i, val = while_loop(lambda s: s[0] < upper,
                         lambda s: (s[0] + 1, converted_call(body_fun, s[0], s[1])),
-                        (start, init_val))
+                        (start, init_val), max_iterations=_trip_bound(lower, upper))
     return val
+
+
+def _trip_bound(lower, upper, step=1):
+    """A loop over a concrete range ends by itself: its limit is at least its trip count."""
+    if isinstance(lower, Tracer) or isinstance(upper, Tracer):
+        return None
+    return max(MAX_LOOP_ITERATIONS, len(range(operator.index(lower), operator.index(upper), step)))
 
 
 def cond(pred, true_fun, false_fun, *operands):
@@ -506,7 +546,7 @@ def _same(a, b) -> bool:
         return False
 
 
-def while_stmt(cond_fn, body_fn, init, names, where):
+def while_stmt(cond_fn, body_fn, init, names, where, max_iterations=None):
     """`while cond_fn(*v): v = body_fn(*v)` over the variables `names`."""
     values = tuple(init)
     steps = 0
@@ -539,7 +579,7 @@ def while_stmt(cond_fn, body_fn, init, names, where):
         return [out[p] for p in carried]
 
     final = emit_while(lambda *v: cond_fn(*merge(v)), body, [values[p] for p in carried], where,
-                       [names[p] for p in carried])
+                       [names[p] for p in carried], max_iterations)
     result = merge(final)
     for j, v in fixed.items():
         if isinstance(v, Undefined):
@@ -586,7 +626,8 @@ def _for_range_compiled(start, stop, step, body_fn, init, names, where):
     def body(i, *v):
         return (i + step,) + tuple(body_fn(i, *v))
 
-    out = while_stmt(cond_fn, body, (i0,) + tuple(init), ("<range index>",) + tuple(names), where)
+    out = while_stmt(cond_fn, body, (i0,) + tuple(init), ("<range index>",) + tuple(names), where,
+                     _trip_bound(start, stop, step))
     return out[1:]
 
 

@@ -1,7 +1,13 @@
 """IEEE numerics of compiled kernels, checked against autograd (which computes with NumPy): the
-gradient of powers at 0, inf and nan where NumPy has them."""
+gradient of powers at 0, inf and nan where NumPy has them, and the iteration limit of compiled
+loops."""
 
+import importlib.util
+import os
 import re
+import subprocess
+import sys
+import time
 
 import numba
 import numpy
@@ -9,8 +15,10 @@ import pytest
 
 import jitgrad
 import jitgrad.numpy as np
-from jitgrad import grad, value_and_grad
+from jitgrad import ad, control, fori_loop, grad, value_and_grad, while_loop
 from jitgrad.codegen import sum_add
+from jitgrad.interpret import evaluate
+from jitgrad.trace import Trace
 
 autograd = pytest.importorskip("autograd")
 anp = pytest.importorskip("autograd.numpy")
@@ -177,3 +185,159 @@ def test_integer_powers_of_zero():
     check(lambda np: lambda x: np.sum(x ** -2), XS)
     check(lambda np: lambda x: x ** -3, 0.0)
     check(lambda np: lambda x: np.sum(x ** numpy.array([-3, -2, 0, 4])), XS)
+
+
+# ------------------------------------------------------------------------------------------------
+# The iteration limit of compiled loops (issue 6)
+# ------------------------------------------------------------------------------------------------
+
+LIMIT_MESSAGE = (r"the loop at .*test_numerics\.py:\d+ is still running after {n} iterations, "
+                 r"the limit for a compiled loop; .*max_iterations=.*MAX_LOOP_ITERATIONS"
+                 r".*JITGRAD_MAX_LOOP_ITERATIONS")
+
+
+def runaway(x):
+    while x > 0:
+        x = x + 1.0
+    return x
+
+
+def test_runaway_python_while_under_grad_raises_quickly(monkeypatch):
+    monkeypatch.setattr(control, "MAX_LOOP_ITERATIONS", 1000)
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError, match=LIMIT_MESSAGE.format(n="1,000")) as info:
+        grad(runaway)(1.0)
+    assert time.perf_counter() - start < 60  # a trace and a compile, not a tape of 1e7 rows
+    line = runaway.__code__.co_firstlineno + 1
+    assert f"test_numerics.py:{line} " in str(info.value)
+
+
+def test_runaway_loop_not_differentiated_raises(monkeypatch):
+    """A loop that does not depend on the differentiated argument keeps no tape: the limit is
+    checked by a counter."""
+    monkeypatch.setattr(control, "MAX_LOOP_ITERATIONS", 500)
+
+    def f(x, y):
+        while y > 0:
+            y = y + 1.0
+        return x * y
+
+    with pytest.raises(RuntimeError, match=LIMIT_MESSAGE.format(n="500")):
+        grad(f)(1.0, numpy.array(1.0))
+
+
+def counted(n, limit, x):
+    """x ** n by a loop of exactly n iterations."""
+    return while_loop(lambda v: v[0] < n, lambda v: (v[0] + 1, v[1] * x), (0, 1.0),
+                      max_iterations=limit)[1]
+
+
+@pytest.mark.parametrize("limit", [0, 5, 16, 40])
+def test_max_iterations_is_exact(limit):
+    x = 1.01
+    if limit:  # the loop may run `limit` iterations, with or without a tape
+        assert_same(value_and_grad(lambda x: counted(limit, limit, x))(x),
+                    (x ** limit, limit * x ** (limit - 1)))
+        assert_same(grad(lambda x, a: counted(limit, limit, a[0]) * x)(x, numpy.array([x])),
+                    x ** limit)
+    with pytest.raises(RuntimeError, match=LIMIT_MESSAGE.format(n=limit)):
+        grad(lambda x: counted(limit + 1, limit, x))(x)
+    with pytest.raises(RuntimeError, match=LIMIT_MESSAGE.format(n=limit)):
+        grad(lambda x, a: counted(limit + 1, limit, a[0]) * x)(x, numpy.array([x]))
+    with pytest.raises(RuntimeError, match=LIMIT_MESSAGE.format(n=limit)):
+        counted(limit + 1, limit, x)  # plain Python, outside a trace
+    assert counted(limit, limit, 2.0) == 2.0 ** limit
+
+
+def taylor_sine(np):
+    def f(x):
+        ans = currterm = x
+        i = 0
+        while np.abs(currterm) > 0.001:
+            currterm = -currterm * x ** 2 / ((2 * i + 3) * (2 * i + 2))
+            ans = ans + currterm
+            i += 1
+        return ans
+    return f
+
+
+def test_loops_within_the_limit_are_unaffected(monkeypatch):
+    monkeypatch.setattr(control, "MAX_LOOP_ITERATIONS", 5)  # what 2.5 takes
+    check(taylor_sine, 2.5)
+    with pytest.raises(RuntimeError, match=LIMIT_MESSAGE.format(n=5)):
+        grad(taylor_sine(np))(3.0)
+
+
+def test_a_concrete_range_longer_than_the_limit_runs(monkeypatch):
+    """A loop over a concrete range ends by itself: the limit never stops it short."""
+    monkeypatch.setattr(control, "MAX_LOOP_ITERATIONS", 10)
+
+    def explicit(x):
+        return fori_loop(0, 150, lambda i, v: v * x, 1.0)
+
+    def python_for(x):
+        v = 1.0
+        for i in range(150):  # over UNROLL_LIMIT: compiled
+            v = v * x
+        return v
+
+    for f in (explicit, python_for):
+        assert_same(value_and_grad(f)(1.001), (1.001 ** 150, 150 * 1.001 ** 149))
+
+
+def test_limit_in_the_interpreter(monkeypatch):
+    """The reference interpreter (and so grad of grad, which inlines graphs) has the same limit:
+    on the traced graph and on its gradient graph, whose forward loop keeps a tape."""
+    monkeypatch.setattr(control, "MAX_LOOP_ITERATIONS", 100)
+
+    def f(x, n):
+        return while_loop(lambda v: v[0] < n, lambda v: (v[0] + 1.0, v[1] * x), (0.0, 1.0))[1]
+
+    trace = Trace("f")
+    with trace:
+        x, n = trace.new_input((), numpy.float64), trace.new_input((), numpy.float64)
+        graph = trace.finish([f(x, n)])
+    vg_graph, vg_consts = ad.value_and_grad_graph(graph, trace.const_values, (0,))
+    assert_same(evaluate(graph, [1.01, 100.0], trace.const_values), [1.01 ** 100])
+    assert_same(evaluate(vg_graph, [1.01, 100.0], vg_consts), [1.01 ** 100, 100 * 1.01 ** 99])
+    for g, consts in ((graph, trace.const_values), (vg_graph, vg_consts)):
+        with pytest.raises(RuntimeError, match=LIMIT_MESSAGE.format(n=100)):
+            evaluate(g, [1.01, 101.0], consts)
+
+
+def test_limit_from_the_environment():
+    code = "import jitgrad.control as c; print(c.MAX_LOOP_ITERATIONS)"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "JITGRAD_MAX_LOOP_ITERATIONS": "1234"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "1234"
+    assert control.MAX_LOOP_ITERATIONS == int(os.environ.get("JITGRAD_MAX_LOOP_ITERATIONS",
+                                                             "10000000"))
+
+
+def test_bad_max_iterations():
+    def f(x, bad):
+        return while_loop(lambda v: v < 2.0, lambda v: v * x, 1.0, max_iterations=bad)
+
+    for bad in (-1, 2.5, "10", True):
+        with pytest.raises(ValueError, match="max_iterations must be an int >= 0"):
+            grad(f)(1.5, bad)
+
+
+def test_limit_message_is_a_safe_literal(tmp_path):
+    """The message is baked into the generated source: a file name with quotes, backslashes,
+    newlines or non-ASCII characters can neither break the literal nor become code."""
+    path = tmp_path / "we'ird \"na\\me\"\n\u00e9.py"
+    path.write_text("from jitgrad import while_loop\n\n"
+                    "def f(x):\n"
+                    "    return while_loop(lambda v: v > 0, lambda v: v + x, x,\n"
+                    "                      max_iterations=7)\n")
+    spec = importlib.util.spec_from_file_location("weird_name", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(RuntimeError, match="still running after 7 iterations") as info:
+        grad(module.f)(1.0)
+    assert str(info.value).isascii() and str(info.value).isprintable()
+    assert "\\xe9" in str(info.value) or "\\u00e9" in str(info.value)
+

@@ -95,10 +95,13 @@ def _unify(a, b, what: str):
     return tuple(shape), np.result_type(a[1], b[1])
 
 
-def trace_region(fn, in_types, name: str, out_types=None, what=None):
+def trace_region(fn, in_types, name: str, out_types=None, what=None, branch=False):
     """Trace `fn` on fresh tracers of `in_types`: (graph, constant values, raw outputs).
-    With `out_types`, the outputs are coerced to those types first."""
+    With `out_types`, the outputs are coerced to those types first.  A `branch` records the
+    operations on the values it captures itself (see Trace.captures); a loop body leaves those
+    to the enclosing trace, which computes them once, before the loop."""
     trace = Trace(name)
+    trace.captures = branch
     with trace:
         args = [trace.new_input(s, d) for s, d in in_types]
         outs = list(fn(*args))
@@ -186,8 +189,8 @@ def emit_cond(pred, true_fn, false_fn, operands, where: str, names=None):
         return f"result {j} of the branches at {where}"
 
     types = [type_of(v) for v in operands]
-    _, _, t_outs = trace_region(true_fn, types, "true")
-    _, _, f_outs = trace_region(false_fn, types, "false")
+    _, _, t_outs = trace_region(true_fn, types, "true", branch=True)
+    _, _, f_outs = trace_region(false_fn, types, "false", branch=True)
     if len(t_outs) != len(f_outs):
         raise TracingError(f"the branches at {where} return {len(t_outs)} and {len(f_outs)} values")
     out_types = []
@@ -195,8 +198,8 @@ def emit_cond(pred, true_fn, false_fn, operands, where: str, names=None):
         if type_of(a) is None or type_of(b) is None:
             raise TracingError(f"{what(j)} is not a number or an array in both branches")
         out_types.append(_unify(type_of(a), type_of(b), what(j)))
-    t_graph, t_consts, _ = trace_region(true_fn, types, "true", out_types, what)
-    f_graph, f_consts, _ = trace_region(false_fn, types, "false", out_types, what)
+    t_graph, t_consts, _ = trace_region(true_fn, types, "true", out_types, what, branch=True)
+    f_graph, f_consts, _ = trace_region(false_fn, types, "false", out_types, what, branch=True)
     # Both branches take the operands and every captured value, so the statement has one list.
     t_types, f_types = [_like(c) for c in t_graph.consts], [_like(c) for c in f_graph.consts]
     t_graph = _with_inputs(t_graph, t_graph.consts, f_types, after=False)
@@ -509,8 +512,15 @@ def if_stmt(cond_value, true_fn, false_fn, init, names, where):
         return branch
 
     # First look at what each branch leaves in every variable, then compile the numeric ones.
-    _, _, t_out = trace_region(run(true_fn), [type_of(init[p]) for p in ops], "true")
-    _, _, f_out = trace_region(run(false_fn), [type_of(init[p]) for p in ops], "false")
+    _, _, t_out = trace_region(run(true_fn), [type_of(init[p]) for p in ops], "true",
+                               branch=True)
+    _, _, f_out = trace_region(run(false_fn), [type_of(init[p]) for p in ops], "false",
+                               branch=True)
+    fill = _placeholders(names, t_out, f_out)
+    if fill:
+        run = _filling(run, fill)
+        _, _, t_out = trace_region(run(true_fn), [type_of(init[p]) for p in ops], "true")
+        _, _, f_out = trace_region(run(false_fn), [type_of(init[p]) for p in ops], "false")
     result, traced = list(init), []
     for j, (a, b) in enumerate(zip(t_out, f_out)):
         if isinstance(a, Undefined) and isinstance(b, Undefined):
@@ -539,11 +549,107 @@ def if_stmt(cond_value, true_fn, false_fn, init, names, where):
     return tuple(result)
 
 
+def _placeholders(names, *outs) -> dict:
+    """The value of a loop's `return` (convert/jump_statements.py) is read only on the path that
+    set it: where one path leaves it unset and another sets a number or array, it gets zeros of
+    that type on the first.  {position: (shape, dtype)}."""
+    from .convert.jump_statements import LOOP_RETURN
+
+    fill = {}
+    for j, name in enumerate(names):
+        if name.startswith(LOOP_RETURN):
+            values = [o[j] for o in outs]
+            types = [type_of(v) for v in values if not isinstance(v, Undefined)]
+            if types and len(types) < len(values) and types[0] is not None:
+                fill[j] = types[0]
+    return fill
+
+
+def _filling(run, fill):
+    def filled_run(fn):
+        inner = run(fn)
+
+        def branch(*values):
+            out = inner(*values)
+            for j, (shape, dtype) in fill.items():
+                if isinstance(out[j], Undefined):
+                    out[j] = full(shape, 0, dtype)
+            return out
+        return branch
+    return filled_run
+
+
 def _same(a, b) -> bool:
     try:
         return bool(a == b)
     except Exception:
         return False
+
+
+def and_(*operands):
+    """`a and b and ...` (each operand a thunk): Python's meaning while the values are concrete
+    (the first false one is the result, and later operands are not evaluated); once one is
+    traced, the rest are evaluated and the result is chosen elementwise, as Python would pick."""
+    value = operands[0]()
+    for k, thunk in enumerate(operands[1:], 1):
+        if isinstance(value, Tracer):
+            from . import numpy as jnp
+            return jnp.where(value, and_(*operands[k:]), value)
+        if not value:
+            return value
+        value = thunk()
+    return value
+
+
+def or_(*operands):
+    """`a or b or ...` (each operand a thunk), as `and_`: the first true one is the result."""
+    value = operands[0]()
+    for k, thunk in enumerate(operands[1:], 1):
+        if isinstance(value, Tracer):
+            from . import numpy as jnp
+            return jnp.where(value, value, or_(*operands[k:]))
+        if value:
+            return value
+        value = thunk()
+    return value
+
+
+def not_(value):
+    if isinstance(value, Tracer):
+        from . import numpy as jnp
+        return jnp.logical_not(value)
+    return not value
+
+
+def if_exp(cond_value, true_fn, false_fn, where):
+    """`x if c else y` (the branches thunks): one branch for a concrete `c`, else a compiled
+    branch, so that the branch not taken is not evaluated on the values that take the other
+    (its NaNs cannot reach the gradient)."""
+    if not isinstance(cond_value, Tracer):
+        return true_fn() if cond_value else false_fn()
+    (value,) = if_stmt(cond_value, lambda _: (true_fn(),), lambda _: (false_fn(),),
+                       (Undefined("<expression>"),), ("the conditional expression",), where)
+    return value
+
+
+def range_bounds(*args):
+    """(start, stop, step) of `range(*args)`, for a `for` loop lowered to a `while`."""
+    start, stop, step = (0, args[0], 1) if len(args) == 1 else (tuple(args) + (1,))[:3]
+    if isinstance(step, Tracer):
+        raise TracingError(f"the step of a range must not be a traced value (at {user_frame()})")
+    step = operator.index(step)
+    if step == 0:
+        raise ValueError("range() arg 3 must not be zero")
+    return (start if isinstance(start, Tracer) else operator.index(start),
+            stop if isinstance(stop, Tracer) else operator.index(stop), step)
+
+
+def in_range(k, bounds):
+    return k < bounds[1] if bounds[2] > 0 else k > bounds[1]
+
+
+def range_step(bounds):
+    return bounds[2]
 
 
 def while_stmt(cond_fn, body_fn, init, names, where, max_iterations=None):
@@ -562,6 +668,19 @@ def while_stmt(cond_fn, body_fn, init, names, where, max_iterations=None):
         steps += 1
     carried = _numeric_positions(values)
     fixed = {j: v for j, v in enumerate(values) if j not in carried}
+    if any(isinstance(v, Undefined) for v in fixed.values()):
+        # A loop's `return` value, unset until the iteration that returns: carried as zeros of
+        # the type one traced iteration gives it.
+        _, _, outs = trace_region(
+            lambda *v: body_fn(*[fixed[j] if j in fixed else v[carried.index(j)]
+                                 for j in range(len(values))]),
+            [type_of(values[p]) for p in carried], "body")
+        fill = _placeholders(names, values, outs)
+        if fill:
+            values = tuple(full(fill[j][0], 0, fill[j][1]) if j in fill else v
+                           for j, v in enumerate(values))
+            carried = _numeric_positions(values)
+            fixed = {j: v for j, v in enumerate(values) if j not in carried}
 
     def merge(vals):
         full_values = [fixed.get(j) for j in range(len(values))]

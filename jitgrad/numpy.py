@@ -144,6 +144,30 @@ def where(condition, x=None, y=None):
     return bind(Prim.where, condition, x, y)
 
 
+@_export
+def logical_not(x):
+    """Elementwise not, as numpy.logical_not."""
+    return equal(x, 0) if isinstance(x, Tracer) else _onp.logical_not(x)
+
+
+@_export
+def logical_and(a, b):
+    """Elementwise and, as numpy.logical_and."""
+    return where(a, not_equal(b, 0), False)
+
+
+@_export
+def logical_or(a, b):
+    """Elementwise or, as numpy.logical_or."""
+    return where(a, True, not_equal(b, 0))
+
+
+@_export
+def logical_xor(a, b):
+    """Elementwise exclusive or, as numpy.logical_xor."""
+    return not_equal(not_equal(a, 0), not_equal(b, 0))
+
+
 # ------------------------------------------------------------------------------------------------
 # Reductions
 # ------------------------------------------------------------------------------------------------

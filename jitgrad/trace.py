@@ -43,6 +43,10 @@ class Trace:
         # Random draws made by the traced code, replayed before every kernel call: a list for
         # the traces of the API's functions (control._draw), None for regions and adjoints.
         self.draws: list | None = None
+        # A region (a branch, a loop body) records the operations on values it captures from
+        # the enclosing traces itself, so that they run only where the region runs (a branch
+        # not taken computes nothing: its NaNs cannot reach the gradient).
+        self.captures = False
         self._keep: list = []
 
     def __enter__(self) -> "Trace":
@@ -183,9 +187,10 @@ def current_trace(args) -> Trace | None:
     owners = {id(a._trace) for a in args if isinstance(a, Tracer)}
     if not owners:
         return None
-    for trace in reversed(_stack()):
+    stack = _stack()
+    for trace in reversed(stack):
         if id(trace) in owners:
-            return trace
+            return stack[-1] if stack[-1].captures else trace
     return None
 
 

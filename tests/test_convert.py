@@ -45,7 +45,9 @@ def _check(kind, init, names, where, result=None):
     assert len(init) == len(names) and all(isinstance(n, str) for n in names)
     filename, _, line = where.rpartition(":")
     text = linecache.getline(filename, int(line)).strip()
-    keyword = {"if": ("if ", "elif "), "while": ("while ",), "for": ("for ",)}[kind]
+    # (The `if`s that lower jumps out of loops are placed at the jump's `if` or at the loop.)
+    keyword = {"if": ("if ", "elif ", "while ", "for "), "while": ("while ", "for "),
+               "for": ("for ",)}[kind]
     assert text.startswith(keyword), (where, text)
     if result is not None:
         assert isinstance(result, tuple) and len(result) == len(names)
@@ -85,6 +87,39 @@ def converted_call(f, /, *args, **kwargs):
 RT.Undefined, RT.if_stmt, RT.while_stmt = Undefined, if_stmt, while_stmt
 RT.for_range_stmt, RT.converted_call = for_range_stmt, converted_call
 RT.ld, RT.attr = (lambda value: value), getattr  # reads of the user's scope, unchanged
+
+
+def and_(*thunks):
+    value = thunks[0]()
+    for thunk in thunks[1:]:
+        if not value:
+            return value
+        value = thunk()
+    return value
+
+
+def or_(*thunks):
+    value = thunks[0]()
+    for thunk in thunks[1:]:
+        if value:
+            return value
+        value = thunk()
+    return value
+
+
+def if_exp(cond, true_fn, false_fn, where):
+    assert linecache.getline(*where.rsplit(":", 1)[0:1], int(where.rsplit(":", 1)[1]))
+    return true_fn() if cond else false_fn()
+
+
+def range_bounds(*args):
+    r = range(*args)
+    return r.start, r.stop, r.step
+
+
+RT.and_, RT.or_, RT.not_, RT.if_exp = and_, or_, (lambda v: not v), if_exp
+RT.range_bounds, RT.range_step = range_bounds, (lambda b: b[2])
+RT.in_range = lambda k, b: k < b[1] if b[2] > 0 else k > b[1]
 
 
 def conv(fn):
@@ -776,31 +811,28 @@ def _line_of(fn, text):
 
 
 def test_unconverted_statements_are_recorded_with_a_reason():
+    # `break`, `continue` and `return` in loops are lowered to flags (jump_statements.py):
     conv(collatz_steps)
-    key = (THIS_FILE, _line_of(collatz_steps, "while True"))
-    assert "`break`" in UNCONVERTED[key] and "loop" in UNCONVERTED[key]
-    assert RT.UNCONVERTED[key] == UNCONVERTED[key]
-    key = (THIS_FILE, _line_of(collatz_steps, "if n == 1"))
-    assert "`break`" in UNCONVERTED[key] and "`if`" in UNCONVERTED[key]
-
+    assert (THIS_FILE, _line_of(collatz_steps, "while True")) not in UNCONVERTED
     conv(find_first)
     assert "range" in UNCONVERTED[(THIS_FILE, _line_of(find_first, "for v in xs"))]
-    assert "`return`" in UNCONVERTED[(THIS_FILE, _line_of(find_first, "if v > threshold"))]
+    assert (THIS_FILE, _line_of(find_first, "if v > threshold")) not in UNCONVERTED
     conv(attribute_in_loop)
     reason = UNCONVERTED[(THIS_FILE, _line_of(attribute_in_loop, "for i in range"))]
     assert "attribute" in reason and "c.count" in reason
     conv(subscript_in_loop)
     assert "subscript" in UNCONVERTED[(THIS_FILE, _line_of(subscript_in_loop, "for i in"))]
     conv(continue_in_loop)
-    assert "`continue`" in UNCONVERTED[(THIS_FILE, _line_of(continue_in_loop, "for i in"))]
+    assert (THIS_FILE, _line_of(continue_in_loop, "for i in")) not in UNCONVERTED
     conv(walrus_while)
     assert ":=" in UNCONVERTED[(THIS_FILE, _line_of(walrus_while, "while"))]
 
 
 def test_self_contained_statements_inside_unconverted_loops_are_converted():
-    assert conv(collatz_steps) is collatz_steps  # nothing in it can be converted
+    src = converted_source(attribute_in_loop)
+    assert "for i in range" in src  # the loop stays: it assigns an attribute
     src = converted_source(break_with_inner_if)
-    assert "while True" in src and "__jg.if_stmt" in src  # the loop stays, its `if` does not
+    assert "__jg.while_stmt" in src and "__jg_break_" in src  # its `break` is a flag now
     src = converted_source(for_over_list)
     assert "for x in xs" in src and "__jg.if_stmt" in src
 
@@ -814,9 +846,9 @@ def test_early_return_becomes_one_if_with_a_result_variable():
     conv(early_return_chain)(5.0)
     assert all(names == (RETURN_VALUE,) or "w" in names or "y" in names
                for _, names, _ in RT.calls)
-    # A `return` that is not the last statement of its branch: left as Python.
-    assert conv(find_first) is find_first
-    assert "nothing to convert" in not_converted_reason(find_first)
+    # A `return` inside a loop: a flag and a break, then one early-return `if` after the loop.
+    src = converted_source(find_first)
+    assert "__jg_return_" in src and "__jg_loopret_" in src
 
 
 def test_carried_variables_exclude_temporaries():
@@ -1059,7 +1091,7 @@ def test_unconvertible_functions_are_returned_unchanged():
     src = "def no_source(x):\n    if x > 0:\n        x = -x\n    return x\n"
     ns = {}
     exec(src, ns)  # noqa: S102
-    cases = [len, abs, functools.partial(helper_abs, 1.0), lambda x: x if x else -x, gen,
+    cases = [len, abs, functools.partial(helper_abs, 1.0), lambda x: x, gen,
              uses_global_statement, uses_nonlocal(), straight_line, only_builtin_calls,
              calls_locals, coroutine, ns["no_source"], math.sqrt, Shape, SHAPE,
              functools.reduce, pytest.raises, sys.exit]

@@ -175,7 +175,9 @@ import weakref
 from .analysis import _import_names
 from .call_trees import _WrapCalls
 from .control_flow import _Converter
+from .jump_statements import BreakStatements, ContinueStatements, ReturnStatements
 from .live_reads import _LiveReads
+from .logical_expressions import LogicalExpressions
 from .source import (_LIBRARY_DIRS, DO_NOT_CONVERT, _all_code_names, _class_of, _find_source,
                      _lambda_def, _mangle, is_library_module)
 from .super_calls import _SuperCalls
@@ -480,10 +482,19 @@ def _analyse(fn) -> _Entry:
     fdef.body = [live.visit(s) for s in fdef.body]
     wrap = _WrapCalls(keep)
     fdef.body = [wrap.visit(s) for s in fdef.body]
+    # Jumps out of loops become flags (returns first: they become breaks), then `and`/`or`/`not`
+    # and conditional expressions runtime calls; the control-flow pass sees canonical loops.
+    jumps = [ReturnStatements(range_is_builtin="range" in keep),
+             ContinueStatements(range_is_builtin="range" in keep),
+             BreakStatements(range_is_builtin="range" in keep),
+             LogicalExpressions(code.co_filename)]
+    for jump in jumps:
+        jump.generic_visit(fdef)
 
     converter = _Converter(code.co_filename, range_is_builtin="range" in keep)
     converter.function(fdef)
-    if not converter.changed and not wrap.count and not live.count:
+    if not converter.changed and not wrap.count and not live.count \
+            and not any(p.count for p in jumps):
         return _no("there is nothing to convert", converter.unconverted)
 
     name = fdef.name

@@ -477,3 +477,11 @@ def test_evicted_kernels_are_released(monkeypatch):
     assert all(k is not first for k in jg_compile._LOADED.values())
     assert module not in sys.modules
     close(g(numpy.ones(2)), -3 * numpy.sin(numpy.ones(2)))  # and it comes back when needed
+
+
+def test_a_numpy_float64_argument_takes_the_hot_path():
+    g = grad(lambda x: x * x * 3.0)
+    g(2.0)
+    fast = g._jitgrad._fast
+    assert float in fast and numpy.float64 in fast
+    assert type(g(numpy.float64(2.0))) is numpy.float64 and g(numpy.float64(2.0)) == 12.0

@@ -268,20 +268,6 @@ class _Entry:
         return tuple(consts)
 
 
-class _Float64Entry:
-    """The hot path's entry for a NumPy float64 argument: its gradient comes back as one."""
-
-    __slots__ = ("call1", "current", "entry")
-
-    def __init__(self, entry):
-        self.entry, self.current, call, f64 = entry, entry.current, entry.call1, np.float64
-
-        def call1(x):
-            value, grad = call(x)
-            return value, f64(grad)
-        self.call1 = call1
-
-
 # Per function: (argnums, kind) -> (entries, fast entries), shared by grad and value_and_grad.
 _CACHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 # Kernels kept per function and kind of derivative: the least recently used goes first.
@@ -312,7 +298,7 @@ class _Entries(collections.OrderedDict):
         self.move_to_end(key)
         while len(self) > max(MAX_SIGNATURES, 1):
             _, old = self.popitem(last=False)
-            for k in [k for k, e in self.fast.items() if getattr(e, "entry", e) is old]:
+            for k in [k for k, e in self.fast.items() if e is old]:
                 del self.fast[k]
             compile.forget(old.kernel)
 
@@ -480,15 +466,13 @@ class _GradFunction:
             self._entries[key] = entry
             if self._fast_ok and len(args) == 1 and not kwargs:
                 # The hot path's keys: the shape of a float64 array (not 0-d: kernels take 0-d
-                # values as scalars), or the type of a float (the kernel returns a float's
-                # gradient as a float; NumPy's float64 gets it as a float64, as on the slow
-                # path).
+                # values as scalars), or the type of a float (NumPy's float64 is one too; both
+                # get a float gradient, as on the slow path).
                 x = args[0]
                 if type(x) is _ndarray and x.dtype == _FLOAT and x.ndim > 0:
                     self._fast[x.shape] = entry
                 elif type(x) in (float, np.float64):
-                    self._fast[float] = entry
-                    self._fast[np.float64] = _Float64Entry(entry)
+                    self._fast[float] = self._fast[np.float64] = entry
             return entry
 
     def _build(self, args, kwargs, key) -> _Build:
@@ -641,9 +625,10 @@ def _leaf_key(leaf):
 
 
 def _out_kind(leaf):
-    """How to hand a leaf's gradient back: as a float for a Python number, else as an array of
-    the argument's float dtype (float64 for integer arrays)."""
-    if isinstance(leaf, (_ndarray, np.generic)):
+    """How to hand a leaf's gradient back: as a float for a Python number or a NumPy float64
+    (a float too: the hot path returns the kernel's float as it is), else as an array of the
+    argument's float dtype (float64 for integer arrays)."""
+    if isinstance(leaf, (_ndarray, np.generic)) and type(leaf) is not np.float64:
         dt = leaf.dtype if leaf.dtype.kind == "f" else _FLOAT
         return ("array", dt, np.ndim(leaf))
     return ("float", None, 0)

@@ -13,7 +13,7 @@ import numpy as onp
 from . import numpy as np
 from .errors import JitgradInternalError
 from .ir import Graph, Lit, Var
-from .primitives import COMPARE, CONTROL, Prim
+from .primitives import COMPARE, MULTI, Prim
 from .trace import Trace, Tracer, bind, bind_multi, full
 
 VJPS: dict = {}
@@ -217,7 +217,7 @@ def _reverse(graph: Graph, const_values, wrt, seeded, with_value=False):
             mask = tuple(isinstance(a, Var) and a in active for a in stmt.inputs)
             if stmt.prim in FORWARD and any(mask):
                 outs, residuals[stmt] = FORWARD[stmt.prim](stmt, args, mask)
-            elif stmt.prim in CONTROL:
+            elif stmt.prim in MULTI:
                 outs = bind_multi(stmt.prim, *args, **stmt.params)
             else:
                 outs = (bind(stmt.prim, *args, **stmt.params),)
@@ -245,6 +245,8 @@ def _reverse(graph: Graph, const_values, wrt, seeded, with_value=False):
             mask = tuple(isinstance(a, Var) and a in active for a in stmt.inputs)
             if stmt.prim in JOINT:
                 contributions = JOINT[stmt.prim](stmt, residuals.get(stmt), gs, args, mask)
+            elif stmt.prim in OPS:
+                contributions = _op_vjp(stmt, gs, [read(v) for v in stmt.outs], args, mask)
             else:
                 rules, ans = VJPS[stmt.prim], read(stmt.out)
                 contributions = [rules[i](gs[0], ans, *args, **stmt.params) if m else None
@@ -260,6 +262,24 @@ def _reverse(graph: Graph, const_values, wrt, seeded, with_value=False):
     return out, trace.const_values
 
 
+OPS = (Prim.elementwise, Prim.call)
+
+
+def _op_vjp(stmt, gs, outs, args, mask) -> list:
+    """The cotangents of an op's operands (ops.py): each operand's rule, given the cotangent and
+    the result, or tuples of them (zeros for results nothing reads) when there are several."""
+    op = stmt.params["op"]
+    params = {k: v for k, v in stmt.params.items() if k != "op"}
+    if len(stmt.outs) == 1:
+        g, ans = gs[0], outs[0]
+    else:
+        g = tuple(full(v.shape, 0.0, v.dtype) if c is None and v.dtype.kind in "fc" else c
+                  for v, c in zip(stmt.outs, gs))
+        ans = tuple(outs)
+    return [rule(g, ans, *args, **params) if m and rule is not None else None
+            for m, rule in zip(mask, op.rules(len(args)))]
+
+
 def _accumulate(cotangents: dict, var: Var, contribution) -> None:
     old = cotangents.get(var)
     if isinstance(contribution, Scatter):
@@ -272,7 +292,8 @@ def _accumulate(cotangents: dict, var: Var, contribution) -> None:
 
 def _active_vars(graph: Graph, wrt) -> set[Var]:
     """Float variables that depend on a differentiated input: the only ones with cotangents."""
-    missing = {s.prim.name for s in graph.stmts} - {p.name for p in VJPS} - {p.name for p in JOINT}
+    known = {p.name for p in VJPS} | {p.name for p in JOINT} | {p.name for p in OPS}
+    missing = {s.prim.name for s in graph.stmts} - known
     if missing:
         raise JitgradInternalError(f"no VJP rule for {sorted(missing)}")
     return dependents(graph, {graph.inputs[i] for i in wrt})
@@ -283,7 +304,8 @@ def dependents(graph: Graph, start: set) -> set[Var]:
     branch: every float result of a statement with a dependent operand.)"""
     active = set(start)
     for stmt in graph.stmts:
-        if stmt.prim in NONDIFFERENTIABLE:
+        if stmt.prim in NONDIFFERENTIABLE or (
+                stmt.prim in OPS and not stmt.params["op"].differentiable):
             continue
         if any(isinstance(a, Var) and a in active for a in stmt.inputs):
             active.update(v for v in stmt.outs if v.dtype.kind == "f")

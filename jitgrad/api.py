@@ -9,6 +9,7 @@ compiles.  The lookup is the only Python between the user and the kernel, so it 
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import functools
 import os
@@ -400,6 +401,7 @@ class _GradFunction:
     # --- calls --------------------------------------------------------------------------------
     def _call(self, args, kwargs):
         key, dynamic, trees = self._signature(args, kwargs)
+        key = (key, _EXECUTION.mode)
         if any(isinstance(leaf, Tracer) for leaf in dynamic):
             return self._call_traced(args, kwargs, key, dynamic, trees)
         entry = self._entries.get(key)
@@ -415,6 +417,7 @@ class _GradFunction:
 
     def make_vjp(self, args, kwargs):
         key, dynamic, trees = self._signature(args, kwargs)
+        key = (key, _EXECUTION.mode)
         if any(isinstance(leaf, Tracer) for leaf in dynamic):
             build = self._build(args, kwargs, key)
             out_var = build.graph.outputs[0]
@@ -459,12 +462,14 @@ class _GradFunction:
             entry = self._entries.get(key)  # another thread may have compiled it meanwhile
             if entry is not None and (entry.current is None or entry.current()):
                 return entry
-            build = self._build(args, kwargs, key)
-            kernel = compile.load(build.source)
+            interpret = _EXECUTION.mode == "interpret"
+            build = self._build(args, kwargs, key, generate=not interpret)
+            kernel = _interpreted(build.grad_graph) if interpret else compile.load(build.source)
             entry = _Entry(kernel, build.consts, watch.guard(build.watches), build.draws)
             entry.out_shape = build.graph.outputs[0].shape
+            entry.compiled = interpret
             self._entries[key] = entry
-            if self._fast_ok and len(args) == 1 and not kwargs:
+            if self._fast_ok and len(args) == 1 and not kwargs and not interpret:
                 # The hot path's keys: the shape of a float64 array (not 0-d: kernels take 0-d
                 # values as scalars), or the type of a float (NumPy's float64 is one too; both
                 # get a float gradient, as on the slow path).
@@ -475,7 +480,7 @@ class _GradFunction:
                     self._fast[float] = self._fast[np.float64] = entry
             return entry
 
-    def _build(self, args, kwargs, key) -> _Build:
+    def _build(self, args, kwargs, key, generate=True) -> _Build:
         graph, consts, wrt, watches, draws = self._trace(args, kwargs)
         if self.kind == "vjp":
             grad_graph, grad_consts = ad.value_and_vjp_graph(graph, consts, wrt)
@@ -485,7 +490,7 @@ class _GradFunction:
         # The same text for grad and value_and_grad: one kernel (it computes both) serves both.
         kind = "value and vector-Jacobian product" if self.kind == "vjp" else "value and gradient"
         note = f"{kind} of {self.name} with respect to argnum={self.argnum}"
-        source = codegen.generate(fuse.schedule(grad_graph), note=note)
+        source = codegen.generate(fuse.schedule(grad_graph), note=note) if generate else None
         return _Build(graph, grad_graph, grad_consts, source, watches, draws)
 
     def _trace(self, args, kwargs):
@@ -549,6 +554,48 @@ class _GradFunction:
         build = self._build(args, kwargs, key)
         out = evaluate(build.grad_graph, dynamic, build.consts)
         return self._package(out, trees)
+
+
+class _Execution(threading.local):
+    """How this thread runs the signatures it has not run before: "compile" (Numba kernels) or
+    "interpret" (the IR evaluated with NumPy, statement by statement: no compile time, slow
+    calls).  Set with `jitgrad.execution(...)` or `$JITGRAD_EXECUTION`."""
+
+    def __init__(self):
+        self.mode = os.environ.get("JITGRAD_EXECUTION", "compile")
+        if self.mode not in ("compile", "interpret"):
+            raise ArgumentError(f"$JITGRAD_EXECUTION is {self.mode!r}; it must be 'compile' "
+                                f"or 'interpret'")
+
+
+_EXECUTION = _Execution()
+
+
+@contextlib.contextmanager
+def execution(mode: str):
+    """Within the block, run derivatives by `mode`: "compile" (Numba kernels, the default) or
+    "interpret" (the reference interpreter: NumPy, statement by statement).  Kernels compiled
+    before stay in use for the signatures they serve."""
+    if mode not in ("compile", "interpret"):
+        raise ArgumentError(f"execution mode must be 'compile' or 'interpret', got {mode!r}")
+    saved, _EXECUTION.mode = _EXECUTION.mode, mode
+    try:
+        yield
+    finally:
+        _EXECUTION.mode = saved
+
+
+def _interpreted(graph: Graph):
+    """A kernel that evaluates `graph` with NumPy: results as a compiled kernel gives them (new
+    arrays, never an argument's memory; 0-d values as scalars)."""
+    n = len(graph.inputs)
+
+    def kernel(*args):
+        out = evaluate(graph, list(args[:n]), list(args[n:]))
+        return tuple(np.array(v) if np.ndim(v) else (v.item() if hasattr(v, "item") else v)
+                     for v in out)
+
+    return kernel
 
 
 def _drew_uncaptured(before, draws) -> bool:

@@ -20,7 +20,7 @@ from numba.core.extending import intrinsic
 from .errors import JitgradInternalError
 from .fuse import Call, Loop, Schedule, Sink, is_unit_reshape
 from .ir import Lit, Span, Var, format_graph, format_stmt
-from .primitives import CONTROL, ELEMENTWISE, Prim, numpy_index
+from .primitives import CONTROL, ELEMENTWISE, MULTI, Prim, numpy_index
 
 CODE = {
     Prim.neg: "-{0}", Prim.exp: "np.exp({0})", Prim.log: "np.log({0})",
@@ -185,10 +185,48 @@ class _LoopBody:
     def _expr(stmt, args: list[str]) -> str:
         if stmt.prim is Prim.pow:
             return _pow_code(args[0], stmt.inputs[1], args[1], stmt.out.dtype)
+        if stmt.prim is Prim.elementwise:
+            return op_expr(stmt, args)
         if stmt.prim is Prim.convert:
             dtype = stmt.params["dtype"]
             return f"({args[0]} != 0)" if dtype.kind == "b" else f"{dtype_code(dtype)}({args[0]})"
         return CODE[stmt.prim].format(*args)
+
+
+def op_params(stmt) -> dict:
+    return {k: v for k, v in stmt.params.items() if k != "op"}
+
+
+def op_expr(stmt, args: list[str]) -> str:
+    """The per-element expression of an elementwise op (ops.py)."""
+    op = stmt.params["op"]
+    if op.scalar is not None:
+        static = [_static_code(stmt.params[k]) for k in op.static]
+        return f"{function_ref(op.scalar)}({', '.join(args + static)})"
+    return op.code.format(*args, **{k: _static_code(v) for k, v in op_params(stmt).items()})
+
+
+def function_ref(fn) -> str:
+    """How generated code names a Numba function of a module: `<module alias>.<name>`; the
+    module is imported under that alias at the top of the kernel's source."""
+    return f"{module_alias(fn.__module__)}.{fn.__name__}"
+
+
+def module_alias(module: str) -> str:
+    return "m_" + module.replace(".", "_")
+
+
+def _static_code(value) -> str:
+    if isinstance(value, tuple):
+        return "(" + "".join(_static_code(v) + ", " for v in value).rstrip(" ") + ")"
+    if isinstance(value, np.dtype):
+        return dtype_code(value)
+    if isinstance(value, (bool, int, float, np.integer, np.floating, np.bool_)):
+        return literal(value.item() if isinstance(value, np.generic) else value)
+    if isinstance(value, str):
+        return repr(_comment(value))
+    raise JitgradInternalError(f"a parameter of type {type(value).__name__} cannot be written "
+                               f"into generated code: {value!r}")
 
 
 # IEEE semantics: no fast-math flag that may fold inf or nan away ("reassoc" alone lets LLVM turn
@@ -273,7 +311,7 @@ class KernelWriter:
             stmt = self.schedule.producers.get(a)
             # What the caller gets must be its own array, never one of its arguments.
             aliased = self.schedule.aliases_argument(a) or (
-                stmt is not None and stmt.prim in CONTROL)
+                stmt is not None and stmt.prim in MULTI)
             copy = a.ndim > 0 and (aliased or a.name in out)
             out.append(f"{a.name}.copy()" if copy else a.name)
         return out
@@ -303,6 +341,14 @@ class KernelWriter:
                 rhs = f"np.full({shape}, {literal(p['value'])}, {dt})"
         elif stmt.prim is Prim.reshape:
             rhs = f"np.ascontiguousarray({x.name}).reshape({shape_code(stmt.out.shape)})"
+        elif stmt.prim is Prim.call:
+            op = stmt.params["op"]
+            args = [self._atom(a) for a in stmt.inputs]
+            args += [_static_code(stmt.params[k]) for k in op.static]
+            outs = ", ".join(v.name for v in stmt.outs)  # the kernel returns a tuple if several
+            call = f"{function_ref(op.kernel)}({', '.join(args)})"
+            self.out(1, f"{outs} = {call}  # {_comment(format_stmt(stmt))}")
+            return
         elif stmt.prim in CONTROL:
             self.out(1, f"# {_comment(format_stmt(stmt))}")
             return {Prim.while_loop: self.while_loop, Prim.while_grad: self.while_grad,
@@ -644,6 +690,19 @@ def _comment(text: str) -> str:
                    for c in text)
 
 
+def _ops(graph) -> list:
+    """The family ops (ops.py) a graph and its regions use, in order of first use."""
+    found: dict = {}
+    for stmt in graph.stmts:
+        if "op" in stmt.params and stmt.prim in (Prim.elementwise, Prim.call):
+            found.setdefault(id(stmt.params["op"]), stmt.params["op"])
+        for value in stmt.params.values():
+            if hasattr(value, "stmts"):
+                for op in _ops(value):
+                    found.setdefault(id(op), op)
+    return list(found.values())
+
+
 def generate(schedule: Schedule, name: str = "kernel", note: str = "") -> str:
     """The Python source of a Numba kernel computing the schedule's graph."""
     # The first two lines are fixed text (Python reads an encoding cookie there), and every
@@ -659,8 +718,13 @@ def generate(schedule: Schedule, name: str = "kernel", note: str = "") -> str:
         main = KernelWriter(schedule, helpers, itertools.count()).function(name)
     finally:
         sys.setrecursionlimit(limit)
+    ops = _ops(schedule.graph)
+    for op in ops:
+        header += f"op {op.name}: implementation {op.fingerprint()}\n"
     lines = [f"# {_comment(line)}" if line else "#" for line in header.splitlines()]
-    lines += ["import numpy as np", "import numba", "", "from jitgrad import runtime"]
+    lines += ["import math", "import numpy as np", "import numba", "", "from jitgrad import runtime"]
+    modules = sorted({fn.__module__ for op in ops for fn in op._functions()})
+    lines += [f"import {m} as {module_alias(m)}" for m in modules]
     if any("sum_add(" in f for f in helpers + [main]):
         lines.append("from jitgrad.codegen import sum_add")
     lines += ["", ""]

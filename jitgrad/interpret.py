@@ -7,7 +7,7 @@ the graph into the enclosing trace (that is how `grad` of a `grad` works).
 from __future__ import annotations
 
 from .ir import Graph, Lit
-from .primitives import CONTROL
+from .primitives import MULTI
 from .trace import bind, bind_multi
 
 
@@ -19,7 +19,7 @@ def evaluate(graph: Graph, inputs, consts) -> list:
         return a.value if isinstance(a, Lit) else env[a]
 
     for stmt in graph.stmts:
-        if stmt.prim in CONTROL:
+        if stmt.prim in MULTI:
             env.update(zip(stmt.outs, bind_multi(stmt.prim, *map(read, stmt.inputs),
                                                  **stmt.params)))
         else:

@@ -131,11 +131,14 @@ class Span(tuple):
 
 def format_stmt(stmt: Stmt) -> str:
     outs = ", ".join(f"{v.name}:{v.type_str()}" for v in stmt.outs)
-    params = ""
-    if stmt.params:
-        params = "[" + ", ".join(f"{k}={_format_param(v)}" for k, v in stmt.params.items()) + "]"
+    params, name = stmt.params, stmt.prim.name
+    if "op" in params:  # an op of a family (ops.py) prints as itself
+        params, name = {k: v for k, v in params.items() if k != "op"}, repr(params["op"])
+    text = ""
+    if params:
+        text = "[" + ", ".join(f"{k}={_format_param(v)}" for k, v in params.items()) + "]"
     args = " ".join(repr(a) for a in stmt.inputs)
-    return f"{outs} = {stmt.prim.name}{params} {args}".rstrip()
+    return f"{outs} = {name}{text} {args}".rstrip()
 
 
 def format_graph(graph: Graph, indent: str = "") -> str:

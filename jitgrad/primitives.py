@@ -74,6 +74,9 @@ class Prim(enum.Enum):
     while_loop = enum.auto()  # (cond consts, body consts, init); params: cond, body, save
     while_grad = enum.auto()  # the adjoint loop of a saved while_loop; params: vjp, ...
     cond = enum.auto()  # (pred, operands); params: true, false (graphs over the operands)
+    # the families' operations (ops.py): params: op, and the op's own
+    elementwise = enum.auto()  # fuses: a function of its operands' elements
+    call = enum.auto()  # a Numba function on whole arrays, between loop nests; several results
 
 
 UNARY = frozenset({
@@ -85,12 +88,14 @@ COMPARE = frozenset({Prim.lt, Prim.le, Prim.gt, Prim.ge, Prim.eq, Prim.ne})
 BINARY = frozenset({
     Prim.add, Prim.sub, Prim.mul, Prim.div, Prim.pow, Prim.maximum, Prim.minimum,
 }) | COMPARE
-ELEMENTWISE = UNARY | BINARY | {Prim.where}
+ELEMENTWISE = UNARY | BINARY | {Prim.where, Prim.elementwise}
 REDUCE = frozenset({Prim.reduce_sum, Prim.reduce_max, Prim.reduce_min})
 # Moves no data: fused loops read through these by rewriting indices.
 VIEW = frozenset({Prim.broadcast_to, Prim.slice, Prim.transpose, Prim.reshape})
 # Statements with regions and several results: defined in control.py, compiled as calls.
 CONTROL = frozenset({Prim.while_loop, Prim.while_grad, Prim.cond})
+# Statements whose results are a tuple (bind_multi), however many there are.
+MULTI = CONTROL | {Prim.call}
 # Everything a fused loop body can compute for one element.
 FUSIBLE = ELEMENTWISE | VIEW
 # Operations that keep float results floating and have float results from integer operands.
@@ -146,6 +151,15 @@ def infer(prim: Prim, inputs, params) -> list[tuple[tuple[int, ...], np.dtype]]:
         return [(shape, dt)]
     if prim is Prim.where:
         return [(broadcast_shapes("where", *shapes), result_dtype(*inputs[1:]))]
+    if prim is Prim.elementwise:
+        op = params["op"]
+        dtypes = [a.value if isinstance(a, Lit) else a.dtype for a in inputs]
+        return [(broadcast_shapes(op.name, *shapes), op.result_dtype(dtypes))]
+    if prim is Prim.call:
+        op = params["op"]
+        rest = {k: v for k, v in params.items() if k != "op"}
+        return [(tuple(int(n) for n in shape), np.dtype(dtype))
+                for shape, dtype in op.shape(*inputs, **rest)]
     if prim in REDUCE:
         (x,) = inputs
         dt = x.dtype
@@ -224,7 +238,13 @@ IMPL = {
     Prim.full: lambda *, shape, value, dtype: np.full(shape, value, dtype),
     Prim.add_into: _add_into,
     Prim.matmul: np.matmul,
+    Prim.elementwise: lambda *values, op, **params: op.numpy(*values, **params),
+    Prim.call: lambda *values, op, **params: _as_tuple(op.numpy(*values, **params)),
 }
+
+
+def _as_tuple(results) -> tuple:
+    return tuple(results) if isinstance(results, (tuple, list)) else (results,)
 
 
 # Filled in by control.py: shape rules for control-flow statements (they read their regions).

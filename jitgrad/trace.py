@@ -9,6 +9,7 @@ into an enclosing trace (on tracers): that is how derivatives compose.
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
 import sys
@@ -295,6 +296,10 @@ class Tracer:
     def __rtruediv__(self, other): return _np().divide(other, self)
     def __pow__(self, other): return _np().power(self, other)
     def __rpow__(self, other): return _np().power(other, self)
+    def __mod__(self, other): return _np().mod(self, other)
+    def __rmod__(self, other): return _np().mod(other, self)
+    def __floordiv__(self, other): return _np().floor_divide(self, other)
+    def __rfloordiv__(self, other): return _np().floor_divide(other, self)
     def __matmul__(self, other): return _np().matmul(self, other)
     def __rmatmul__(self, other): return _np().matmul(other, self)
     def __neg__(self): return _np().negative(self)
@@ -317,11 +322,34 @@ class Tracer:
     def transpose(self, *axes):
         return _np().transpose(self, axes[0] if len(axes) == 1 else axes or None)
 
-    def reshape(self, *shape):
-        return _np().reshape(self, shape[0] if len(shape) == 1 else shape)
+    def reshape(self, *shape, order="C"):
+        return _np().reshape(self, shape[0] if len(shape) == 1 else shape, order=order)
 
     def __getitem__(self, index):
         return _np()._getitem(self, index)
+
+    def astype(self, dtype, copy=True):
+        dtype = np.dtype(dtype)
+        return self if dtype == self.dtype else bind(Prim.convert, self, dtype=dtype)
+
+    def item(self, *index):
+        if index or self.size != 1:
+            return self[index if len(index) != 1 else index[0]].item() if index else \
+                self._concrete(f"x.item() of an array of {self.size} elements")
+        return self._known_or("x.item()").item()
+
+    real = property(lambda self: _np().real(self))
+    imag = property(lambda self: _np().imag(self))
+
+    def __getattr__(self, name):
+        # ndarray's methods, as the jitgrad.numpy functions of the same names.
+        if name in _METHODS:
+            return functools.partial(getattr(_np(), _METHODS[name]), self)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise UnsupportedAttribute(
+            f"ndarray.{name} (`x.{name}` on a traced array, at {user_frame()}) is not supported "
+            f"by jitgrad; docs/numpy.md lists the methods and functions it supports.")
 
     # --- what cannot be traced ----------------------------------------------------------------
     def __setitem__(self, index, value):
@@ -394,15 +422,30 @@ class Tracer:
         return fn(*inputs)
 
     def __array_function__(self, func, types, args, kwargs):
-        fn = _np().SUPPORTED.get(func.__name__)
+        from .ops import REGISTRY
+
+        module = getattr(func, "__module__", None) or "numpy"
+        fn = REGISTRY.get(module, {}).get(func.__name__)
         if fn is None:
             known = _known_values(args)
             if known is not None:
                 return func(*known, **kwargs)
             raise TracingError(
-                f"numpy.{func.__name__} was called on a traced value (at {user_frame()}) and "
-                f"jitgrad does not support it yet; see jitgrad.numpy.SUPPORTED for what it does.")
+                f"{module}.{func.__name__} was called on a traced value (at {user_frame()}) and "
+                f"jitgrad does not support it yet; docs/numpy.md lists what it supports.")
         return fn(*args, **kwargs)
+
+
+# ndarray methods that are the jitgrad.numpy function of the same (or the given) name.
+_METHODS = {name: name for name in (
+    "prod", "var", "std", "ravel", "clip", "squeeze", "swapaxes", "cumsum", "cumprod", "argmax",
+    "argmin", "all", "any", "round", "conj", "conjugate", "repeat", "take", "trace", "diagonal",
+    "ptp", "nonzero", "argsort", "searchsorted", "flatten", "choose", "compress",
+)}
+
+
+class UnsupportedAttribute(TracingError, AttributeError):
+    """An ndarray attribute or method that traced arrays do not have (`hasattr` is False)."""
 
 
 def _np():

@@ -30,6 +30,7 @@ __all__ = [
     "check_against_autograd",
     "check_grads",
     "check_not_modified",
+    "check_second_order",
     "not_modified",
     "tree_flatten",
     "tree_unflatten",
@@ -339,3 +340,20 @@ def check_against_autograd(make_f, *args, argnum=0, rtol=1e-10, atol=1e-12):
                 gl, numpy.asarray(rl, dtype=numpy.float64), rtol=rtol, atol=atol,
                 err_msg=f"gradient of {path} differs from autograd's")
     return value, grad
+
+
+def check_second_order(f, *args, argnum=0, seed=1, **options):
+    """Check the VJP of the VJP: the gradient of ``x -> sum(grad(f)(x) * v)`` for a fixed random
+    ``v``, against central differences of that function (``check_grads``).  ``argnum`` is an int;
+    the differentiated argument is a float or a float array."""
+    import jitgrad
+    import jitgrad.numpy as jnp
+
+    x = args[argnum]
+    v = numpy.random.default_rng(seed).standard_normal(numpy.shape(x))
+    inner = jitgrad.grad(f, argnum)
+
+    def directional(*a):
+        return jnp.sum(inner(*a) * v)
+
+    return check_grads(directional, *args, argnum=argnum, **options)

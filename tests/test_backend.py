@@ -55,11 +55,27 @@ def _leaves(tree):
 def test_every_primitive_has_every_rule():
     primitives.check_tables()
     for prim in Prim:
-        assert prim in ad.VJPS or prim in ad.JOINT, f"{prim.name} has no VJP rule"
-        if prim in ELEMENTWISE and prim not in (Prim.pow, Prim.convert):
+        assert prim in ad.VJPS or prim in ad.JOINT or prim in ad.OPS, f"{prim.name}: no VJP rule"
+        if prim in ELEMENTWISE and prim not in (Prim.pow, Prim.convert, Prim.elementwise):
             assert prim in codegen.CODE, f"{prim.name} has no codegen entry"
     # Views, reductions and the rest are written by the loop writer and KernelWriter.call.
     assert VIEW <= {Prim.broadcast_to, Prim.slice, Prim.transpose, Prim.reshape}
+
+
+def test_every_op_has_its_facts():
+    import jitgrad.numpy  # noqa: F401  (imports every family)
+    from jitgrad.ops import ALL_OPS, CallOp, ElementwiseOp
+
+    for op in ALL_OPS:
+        assert callable(op.numpy), op.name
+        assert op.vjp is None or all(r is None or callable(r) for r in op.vjp), op.name
+        if isinstance(op, ElementwiseOp):
+            assert (op.code is None) != (op.scalar is None), op.name
+            assert op.scalar is None or hasattr(op.scalar, "py_func"), op.name
+        else:
+            assert isinstance(op, CallOp) and hasattr(op.kernel, "py_func"), op.name
+            assert callable(op.shape), op.name
+        assert op.fingerprint(), op.name
 
 
 def test_rosenbrock_is_one_fused_loop_written_as_a_gather():

@@ -1,30 +1,24 @@
-"""`import jitgrad.numpy as np`: NumPy's API, traced.
-
-Every function here works on plain arrays too (it computes with NumPy), so a loss written with it
-can be called directly.  Functions that jitgrad cannot trace yet still work on plain arrays and
-raise a clear error when given a traced value; NumPy's constants, dtypes and submodules
-(`np.pi`, `np.float64`, `np.random`, ...) are NumPy's own.  `SUPPORTED` lists what traces.
-"""
+"""The core of `jitgrad.numpy`: the functions that map onto the core primitives one to one
+(arithmetic, comparisons, `exp`..., sum/max/min, reshape/transpose/broadcast, basic indexing,
+2-D matrix products), and the helpers every family module uses."""
 
 from __future__ import annotations
 
-import functools
-import inspect
+import sys
 
 import numpy as _onp
 
-from .errors import ShapeError, TracingError
-from .ir import Span
-from .primitives import Prim
-from .trace import Tracer, bind, innermost_trace, user_frame
+from ..errors import ShapeError, TracingError
+from ..ir import Span
+from ..ops import REGISTRY, export
+from ..primitives import Prim
+from ..trace import Tracer, bind, innermost_trace, user_frame
 
-SUPPORTED: dict = {}
+SUPPORTED: dict = REGISTRY.setdefault("numpy", {})
 
 
 def _export(fn, *names):
-    for name in names or (fn.__name__,):
-        SUPPORTED[name] = fn
-    return fn
+    return export("numpy", *names)(fn)
 
 
 def _float_tracer(x) -> bool:
@@ -224,10 +218,16 @@ def mean(a, axis=None, keepdims=False):
 
 
 @_export
-def reshape(a, newshape):
-    """numpy.reshape (C order), with one -1 allowed."""
+def reshape(a, newshape=None, order="C", *, shape=None):
+    """numpy.reshape, with one -1 allowed, in C or Fortran ("F") order."""
+    newshape = shape if newshape is None else newshape
     if not isinstance(a, Tracer):
-        return _onp.reshape(a, newshape)
+        return _onp.reshape(a, newshape, order=order)
+    if order not in ("C", "F", "A"):
+        raise TracingError(f"np.reshape: order={order!r} is not supported (C, F or A are)")
+    if order == "F":
+        dims = (newshape,) if isinstance(newshape, (int, _onp.integer)) else tuple(newshape)
+        return transpose(reshape(transpose(a), dims[::-1]))
     shape = (newshape,) if isinstance(newshape, (int, _onp.integer)) else tuple(newshape)
     if shape.count(-1) == 1:
         known = int(_onp.prod([n for n in shape if n != -1], dtype=_onp.int64))
@@ -270,6 +270,10 @@ def broadcast_to(a, shape):
 def _getitem(x: Tracer, index):
     """Basic indexing of a traced array: ints, slices, None and Ellipsis."""
     items = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(i, (list, _onp.ndarray, Tracer)) for i in items):
+        advanced = sys.modules.get("jitgrad.numpy._indexing")
+        if advanced is not None:  # integer arrays, lists, boolean masks: a gather
+            return advanced.getitem(x, index)
     for i in items:
         if isinstance(i, Tracer) or isinstance(i, (list, _onp.ndarray)) or (
             not isinstance(i, (int, _onp.integer, slice, type(None), type(Ellipsis)))
@@ -347,6 +351,33 @@ def dot(a, b):
 
 
 @_export
+def real(x):
+    """numpy.real (of a real array: the array itself)."""
+    if isinstance(x, Tracer) and x.dtype.kind != "c":
+        return x
+    return _onp.real(x)
+
+
+@_export
+def imag(x):
+    """numpy.imag (of a real array: zeros)."""
+    if isinstance(x, Tracer) and x.dtype.kind != "c":
+        return multiply(x, 0.0)
+    return _onp.imag(x)
+
+
+@_export
+def conj(x):
+    """numpy.conj (of a real array: the array itself)."""
+    if isinstance(x, Tracer) and x.dtype.kind != "c":
+        return x
+    return _onp.conj(x)
+
+
+conjugate = _export(conj, "conjugate")
+
+
+@_export
 def shape(a):
     return _shape(a)
 
@@ -378,32 +409,3 @@ def _like(value):
 
 zeros_like = _like(0)
 ones_like = _like(1)
-
-
-# ------------------------------------------------------------------------------------------------
-# Everything else: NumPy's own on plain values, a clear error on traced ones
-# ------------------------------------------------------------------------------------------------
-
-
-def _untraceable(name: str, fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        values = list(args) + list(kwargs.values())
-        if any(isinstance(v, Tracer) for v in values) or any(
-            isinstance(v, (list, tuple)) and any(isinstance(e, Tracer) for e in v) for v in values
-        ):
-            raise TracingError(
-                f"jitgrad.numpy.{name} is not supported on traced values yet (at "
-                f"{user_frame()}). The supported functions are listed in "
-                f"jitgrad.numpy.SUPPORTED and in docs/numpy.md.")
-        return fn(*args, **kwargs)
-
-    return wrapper
-
-
-def __getattr__(name: str):
-    obj = getattr(_onp, name)
-    if callable(obj) and not isinstance(obj, type) and not inspect.ismodule(obj):
-        obj = _untraceable(name, obj)
-    globals()[name] = obj
-    return obj

@@ -7,8 +7,8 @@ The pipeline, one module per stage:
 """
 
 from . import numpy  # noqa: F401  (registers jitgrad.numpy, which tracers dispatch to)
-from .api import (Explanation, elementwise_grad, execution, explain, grad, hessian, hessian_vector_product,
-                  jacobian, jit_grad, make_vjp, value_and_grad)
+from .api import (Explanation, elementwise_grad, execution, explain, grad, hessian,
+                  hessian_vector_product, jacobian, jit_grad, make_vjp, value_and_grad)
 from .compile import clear_cache
 from .control import cond, fori_loop, while_loop
 from .errors import (ArgumentError, JitgradError, JitgradInternalError, JitgradWarning,

@@ -722,7 +722,8 @@ def generate(schedule: Schedule, name: str = "kernel", note: str = "") -> str:
     for op in ops:
         header += f"op {op.name}: implementation {op.fingerprint()}\n"
     lines = [f"# {_comment(line)}" if line else "#" for line in header.splitlines()]
-    lines += ["import math", "import numpy as np", "import numba", "", "from jitgrad import runtime"]
+    lines += ["import math", "import numpy as np", "import numba", ""]
+    lines += ["from jitgrad import runtime"]
     modules = sorted({fn.__module__ for op in ops for fn in op._functions()})
     lines += [f"import {m} as {module_alias(m)}" for m in modules]
     if any("sum_add(" in f for f in helpers + [main]):

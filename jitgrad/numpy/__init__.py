@@ -21,7 +21,6 @@ import importlib as _importlib
 
 import numpy as _onp
 
-from . import _base
 from ._base import SUPPORTED, _getitem  # noqa: F401  (Tracer.__getitem__ calls _getitem)
 from ._fallback import module_getattr as _module_getattr
 

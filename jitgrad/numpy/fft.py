@@ -1,5 +1,5 @@
-"""`jitgrad.numpy.fft`: NumPy's `numpy.fft`, traced where `SUPPORTED` says; every other name is
-NumPy's own (it works on plain arrays and raises a clear error on traced ones)."""
+"""`jitgrad.numpy.fft`: NumPy's `numpy.fft`, traced where `SUPPORTED` says; every other name
+is NumPy's own (it works on plain arrays and raises a clear error on traced ones)."""
 
 import numpy.fft as _np_fft
 

@@ -1,5 +1,5 @@
-"""`jitgrad.numpy.linalg`: NumPy's `numpy.linalg`, traced where `SUPPORTED` says; every other name is
-NumPy's own (it works on plain arrays and raises a clear error on traced ones)."""
+"""`jitgrad.numpy.linalg`: NumPy's `numpy.linalg`, traced where `SUPPORTED` says; every other name
+is NumPy's own (it works on plain arrays and raises a clear error on traced ones)."""
 
 import numpy.linalg as _np_linalg
 

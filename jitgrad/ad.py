@@ -176,9 +176,9 @@ def value_and_grad_graph(graph: Graph, const_values, wrt: tuple[int, ...]) -> tu
 
 
 def value_and_vjp_graph(graph: Graph, const_values, wrt: tuple[int, ...]) -> tuple[Graph, list]:
-    """A graph taking graph.inputs and a cotangent of graph.outputs[0], returning that output
-    followed by the cotangents of graph.inputs[i], i in `wrt`; and its constant values."""
-    return _reverse(graph, const_values, wrt, (0,), with_value=True)
+    """A graph taking graph.inputs and a cotangent of each of graph.outputs, returning those
+    outputs followed by the cotangents of graph.inputs[i], i in `wrt`; and its constant values."""
+    return _reverse(graph, const_values, wrt, tuple(range(len(graph.outputs))), with_value=True)
 
 
 def vjp_graph(graph: Graph, wrt: tuple[int, ...], seeded: tuple[int, ...]) -> Graph:
@@ -230,7 +230,7 @@ def _reverse(graph: Graph, const_values, wrt, seeded, with_value=False):
             if isinstance(y, Var) and y in active:
                 cotangents[y] = 1.0 if y.shape == () else full(y.shape, 1.0, y.dtype)
         else:
-            results = [read(graph.outputs[0])] if with_value else []
+            results = [read(y) for y in graph.outputs] if with_value else []
             for j in seeded:
                 y = graph.outputs[j]
                 g = trace.new_input(y.shape, y.dtype)

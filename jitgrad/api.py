@@ -105,7 +105,12 @@ def elementwise_grad(fun, argnum=0):
     from . import numpy as jnp
 
     def summed(*args, **kwargs):
-        return jnp.sum(converted_call(fun, *args, **kwargs))
+        leaves: list = []
+        flatten(converted_call(fun, *args, **kwargs), leaves)  # a tree of outputs: all of them
+        total = jnp.sum(leaves[0])
+        for leaf in leaves[1:]:
+            total = total + jnp.sum(leaf)
+        return total
 
     return grad(functools.update_wrapper(summed, fun), argnum)
 
@@ -125,15 +130,24 @@ def jacobian(fun, argnum=0):
 
     def jac(*args, **kwargs):
         vjp, ans = make(*args, **kwargs)
-        if isinstance(ans, Tracer):
+        outs: list = []
+        tree = flatten(ans, outs)
+        if any(isinstance(a, Tracer) for a in outs):
             raise TracingError("jacobian inside a traced function is not supported yet")
-        out_shape, in_shape = np.shape(ans), np.shape(args[argnum])
-        rows = []
-        for i in range(int(np.prod(out_shape, dtype=np.int64))):
-            seed = np.zeros(out_shape)
-            seed.flat[i] = 1.0
-            rows.append(np.asarray(vjp(seed if out_shape else 1.0), dtype=float))
-        return np.reshape(np.array(rows), out_shape + in_shape)
+        in_shape = np.shape(args[argnum])
+        shapes = [np.shape(a) for a in outs]
+        jacobians = []
+        for k, out_shape in enumerate(shapes):  # a tree of outputs: a tree of Jacobians
+            rows = []
+            for i in range(int(np.prod(out_shape, dtype=np.int64))):
+                seeds = [np.zeros(s) if s else 0.0 for s in shapes]
+                if out_shape:
+                    seeds[k].flat[i] = 1.0
+                else:
+                    seeds[k] = 1.0
+                rows.append(np.asarray(vjp(unflatten(tree, iter(seeds))), dtype=float))
+            jacobians.append(np.reshape(np.array(rows), out_shape + in_shape))
+        return unflatten(tree, iter(jacobians))
 
     return functools.update_wrapper(jac, fun)
 
@@ -215,13 +229,14 @@ class _Build:
     source: str
     watches: dict  # what the trace read besides its arguments (watch.py)
     draws: list  # random draws to replay before each call (control._draw)
+    out_tree: object = None  # the structure of the output (make_vjp: a tree of arrays)
 
 
 class _Entry:
     """A compiled kernel for one signature, with what it needs at every call."""
 
-    __slots__ = ("kernel", "consts", "current", "compiled", "out_shape", "call1", "draws",
-                 "drawn")
+    __slots__ = ("kernel", "consts", "current", "compiled", "out_shapes", "out_tree", "call1",
+                 "draws", "drawn")
 
     def __init__(self, kernel, consts, current, draws=()):
         self.kernel, self.consts = kernel, tuple(consts)
@@ -244,7 +259,7 @@ class _Entry:
         # them at every call.)
         self.current = current
         self.compiled = False
-        self.out_shape = ()
+        self.out_shapes, self.out_tree = [()], None  # make_vjp's: the outputs' leaves
 
     def consts_now(self) -> tuple:
         """The kernel's constants for this call: the random draws made afresh, in order."""
@@ -420,28 +435,33 @@ class _GradFunction:
         key = (key, _EXECUTION.mode)
         if any(isinstance(leaf, Tracer) for leaf in dynamic):
             build = self._build(args, kwargs, key)
-            out_var = build.graph.outputs[0]
+
+            shapes = [v.shape for v in build.graph.outputs]
+            n = len(shapes)
 
             def traced_vjp(g):
-                out = evaluate(build.grad_graph, list(dynamic) + [g], build.consts)
-                return self._package(out, trees)[1]
+                leaves = _cotangents(g, build.out_tree, shapes, self.name, traced=True)
+                out = evaluate(build.grad_graph, list(dynamic) + leaves, build.consts)
+                return self._package((None, *out[n:]), trees)[1]
 
-            zero = np.zeros(out_var.shape) if out_var.shape else 0.0
-            return traced_vjp, evaluate(build.grad_graph, list(dynamic) + [zero], build.consts)[0]
+            zeros = [np.zeros(s) if s else 0.0 for s in shapes]
+            out = evaluate(build.grad_graph, list(dynamic) + zeros, build.consts)
+            return traced_vjp, unflatten(build.out_tree, iter(out[:n]))
         entry = self._entries.get(key)
         if entry is None or not (entry.current is None or entry.current()):
             entry = self._compile(args, kwargs, key)
-        shape = entry.out_shape
+        shapes, tree = entry.out_shapes, entry.out_tree
+        n = len(shapes)
         consts = entry.consts_now()  # one forward pass: every vjp sees the same draws
 
         def vjp(g):
-            g = _cotangent(g, shape, self.name)
-            out = compile.first_call(entry.kernel, (*dynamic, g, *consts))
-            return self._package(out, trees)[1]
+            leaves = _cotangents(g, tree, shapes, self.name)
+            out = compile.first_call(entry.kernel, (*dynamic, *leaves, *consts))
+            return self._package((None, *out[n:]), trees)[1]
 
-        zero = 0.0 if shape == () else np.zeros(shape)
-        ans = compile.first_call(entry.kernel, (*dynamic, zero, *consts))[0]
-        return vjp, ans
+        zeros = [np.zeros(s) if s else 0.0 for s in shapes]
+        out = compile.first_call(entry.kernel, (*dynamic, *zeros, *consts))
+        return vjp, unflatten(tree, iter(out[:n]))
 
     def _package(self, out, trees):
         trees, order = trees
@@ -466,7 +486,8 @@ class _GradFunction:
             build = self._build(args, kwargs, key, generate=not interpret)
             kernel = _interpreted(build.grad_graph) if interpret else compile.load(build.source)
             entry = _Entry(kernel, build.consts, watch.guard(build.watches), build.draws)
-            entry.out_shape = build.graph.outputs[0].shape
+            entry.out_shapes = [v.shape for v in build.graph.outputs]
+            entry.out_tree = build.out_tree
             entry.compiled = interpret
             self._entries[key] = entry
             if self._fast_ok and len(args) == 1 and not kwargs and not interpret:
@@ -481,7 +502,7 @@ class _GradFunction:
             return entry
 
     def _build(self, args, kwargs, key, generate=True) -> _Build:
-        graph, consts, wrt, watches, draws = self._trace(args, kwargs)
+        graph, consts, wrt, watches, draws, out_tree = self._trace(args, kwargs)
         if self.kind == "vjp":
             grad_graph, grad_consts = ad.value_and_vjp_graph(graph, consts, wrt)
         else:
@@ -491,7 +512,7 @@ class _GradFunction:
         kind = "value and vector-Jacobian product" if self.kind == "vjp" else "value and gradient"
         note = f"{kind} of {self.name} with respect to argnum={self.argnum}"
         source = codegen.generate(fuse.schedule(grad_graph), note=note) if generate else None
-        return _Build(graph, grad_graph, grad_consts, source, watches, draws)
+        return _Build(graph, grad_graph, grad_consts, source, watches, draws, out_tree)
 
     def _trace(self, args, kwargs):
         """Run the function on tracers: (graph, constant values, indices of graph inputs to
@@ -536,8 +557,13 @@ class _GradFunction:
                     f": it is differentiated as a list of traced values, which jitgrad cannot "
                     f"make an array from yet. Pass an array (numpy.array(...)) to differentiate "
                     f"it as one.") from None
-            _check_output(out, self.name, scalar=self.kind == "grad")
-            graph = trace.finish([out])
+            outs: list = []
+            out_tree = flatten(out, outs) if self.kind == "vjp" else None
+            if self.kind == "vjp" and not outs:
+                raise TracingError(f"make_vjp of {self.name}: {self.name} returned no arrays")
+            for leaf in outs if self.kind == "vjp" else [out]:
+                _check_output(leaf, self.name, scalar=self.kind == "grad")
+            graph = trace.finish(outs if self.kind == "vjp" else [out])
         verify(graph)
         if _drew_uncaptured(rng_before, trace.draws):
             # Code jitgrad does not convert (a library's) drew from NumPy's global generator:
@@ -547,7 +573,7 @@ class _GradFunction:
                        "it is traced again at every call (slow, but each call draws afresh)")
             trace.watches[("retrace",)] = ("never",)
             trace.draws.clear()
-        return graph, trace.const_values, tuple(wrt), trace.watches, trace.draws
+        return graph, trace.const_values, tuple(wrt), trace.watches, trace.draws, out_tree
 
     def _call_traced(self, args, kwargs, key, dynamic, trees):
         """Called inside another trace (grad of grad): inline the gradient's IR there."""
@@ -623,6 +649,26 @@ def _warn_once(name: str, what: str) -> None:
     if name not in _WARNED:
         _WARNED.add(name)
         warnings.warn(f"jitgrad: {name}: {what}", JitgradWarning, stacklevel=4)
+
+
+def _cotangents(g, tree, shapes, name: str, traced=False) -> list:
+    """A vjp's cotangent, a tree like the output's, as the kernel's leaves."""
+    leaves: list = []
+    got = flatten(g, leaves)
+    if got != tree:
+        raise ArgumentError(f"vjp of {name}: the cotangent must have the structure of the "
+                            f"output ({_structure(tree)}), got {_structure(got)}")
+    if traced:
+        return leaves
+    return [_cotangent(leaf, shape, name) for leaf, shape in zip(leaves, shapes)]
+
+
+def _structure(tree) -> str:
+    if tree is None:
+        return "an array"
+    if tree[0] is dict:
+        return "a dict with keys " + ", ".join(map(repr, tree[1]))
+    return f"a {tree[0].__name__} of {len(tree[1])}"
 
 
 def _cotangent(g, shape, name: str):

@@ -772,7 +772,20 @@ def converted_call(f, /, *args, **kwargs):
         call = getattr(type(f), "__call__", None)
         if isinstance(call, pytypes.FunctionType):
             return converted_call(pytypes.MethodType(call, f), *args, **kwargs)
+    if active_traces() and isinstance(f, pytypes.BuiltinFunctionType) \
+            and getattr(f, "__module__", None) in ("math", "cmath") \
+            and any(isinstance(a, Tracer) for a in args) and not _all_known(args):
+        name = f.__name__
+        hint = f"np.{name}" if hasattr(sys.modules["jitgrad.numpy"], name) else "jitgrad.numpy"
+        raise TracingError(
+            f"{f.__module__}.{name} was given a traced value (at {user_frame()}): the math "
+            f"module computes with Python floats only. Use {hint} (import jitgrad.numpy as np), "
+            f"which traces.")
     return f(*args, **kwargs)
+
+
+def _all_known(args) -> bool:
+    return all(a._known() is not None for a in args if isinstance(a, Tracer))
 
 
 def _converted(f):

@@ -135,3 +135,18 @@ def test_advanced_indexing_is_refused_clearly():
 def test_errors_are_jitgrad_errors():
     for err in (TracingError, ShapeError, ArgumentError):
         assert issubclass(err, JitgradError)
+
+
+def test_math_module_on_a_traced_value_points_to_jitgrad_numpy():
+    import math
+
+    def f(x):
+        return math.exp(x) * 2.0
+
+    with pytest.raises(TracingError, match=r"math\.exp was given a traced value.*np\.exp"):
+        grad(f)(1.0)
+
+    def g(x):
+        return math.sqrt(2.0) * x  # math on plain numbers is fine
+
+    assert grad(g)(1.0) == pytest.approx(math.sqrt(2.0))

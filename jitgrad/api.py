@@ -528,7 +528,8 @@ class _GradFunction:
                 if differentiated:
                     leaf = float_leaf(leaf, where)
                     wrt.append(len(trace.inputs))
-                    return trace.new_input(getattr(leaf, "shape", ()), np.float64)
+                    return trace.new_input(getattr(leaf, "shape", ()),
+                                           getattr(leaf, "dtype", np.float64))
                 if isinstance(leaf, (_ndarray, Tracer)):
                     return trace.new_input(leaf.shape, leaf.dtype)
                 return leaf

@@ -512,8 +512,10 @@ def float_leaf(value, where: str):
             if value.ndim == 0:
                 return float(value)  # kernels take every 0-d value as a scalar
             # A subclass (memmap, matrix, ...) is differentiated as its data, as NumPy's own
-            # functions treat it; it never reaches a kernel or a cache key as itself.
-            return np.asarray(value, dtype=FLOAT)
+            # functions treat it; it never reaches a kernel or a cache key as itself.  float32
+            # stays float32 (its kernel computes in float32); integers become float64.
+            dtype = value.dtype if value.dtype.kind == "f" and value.itemsize <= 8 else FLOAT
+            return np.asarray(value, dtype=dtype)
         raise ArgumentError(f"{where} is an array of dtype {value.dtype}; jitgrad "
                             f"differentiates with respect to float arrays")
     if isinstance(value, (complex, np.complexfloating)):

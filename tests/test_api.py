@@ -183,3 +183,13 @@ def test_explain_shows_ir_and_kernel():
     assert "@numba.njit" in e.source and "for i0 in range(3):" in e.source
     with open(e.path) as f:
         assert f.read() == e.source
+
+
+def test_float32_arguments_are_traced_and_compiled_as_float32():
+    f = lambda x: np.sum(np.tanh(x) * x + x ** 2)  # noqa: E731
+    x = numpy.linspace(-1.0, 1.0, 7, dtype=numpy.float32)
+    e = jitgrad.explain(f, x)
+    assert "x0:f32[7]" in str(e) and "f64[7]" not in str(e)
+    g = grad(f)(x)
+    assert g.dtype == numpy.float32
+    numpy.testing.assert_allclose(g, grad(f)(x.astype(numpy.float64)), rtol=1e-6)

@@ -14,7 +14,7 @@ from . import numpy as np
 from .errors import JitgradInternalError
 from .ir import Graph, Lit, Var
 from .primitives import COMPARE, MULTI, Prim
-from .trace import Trace, Tracer, bind, bind_multi, full
+from .trace import Trace, Tracer, bind, bind_multi, full, innermost_trace
 
 VJPS: dict = {}
 # Piecewise constant or boolean-valued: no gradient flows through them.
@@ -124,14 +124,17 @@ defvjp(Prim.where, None,
 # ------------------------------------------------------------------------------------------------
 
 
-def _repeat_to_match(g, shape, axes, keepdims):
+def _repeat_to_match(g, shape, axes, keepdims, dtype=None):
     if not keepdims and isinstance(g, Tracer):
         g = np.reshape(g, tuple(1 if d in axes else n for d, n in enumerate(shape)))
+    if dtype is not None and isinstance(g, float):  # a seed: a literal of the operand's dtype
+        trace = innermost_trace()
+        return Tracer(trace, trace.emit(Prim.broadcast_to, (Lit(g, dtype),), {"shape": shape}))
     return np.broadcast_to(g, shape)
 
 
 def _sum_vjp(g, ans, x, axes, keepdims):
-    return _repeat_to_match(g, x.shape, axes, keepdims)
+    return _repeat_to_match(g, x.shape, axes, keepdims, x.dtype if x.dtype.kind == "f" else None)
 
 
 def _chooser_vjp(g, ans, x, axes, keepdims):

@@ -8,7 +8,8 @@ The pipeline, one module per stage:
 
 from . import numpy  # noqa: F401  (registers jitgrad.numpy, which tracers dispatch to)
 from .api import (Explanation, elementwise_grad, execution, explain, grad, hessian,
-                  hessian_vector_product, jacobian, jit_grad, make_vjp, value_and_grad)
+                  hessian_vector_product, holomorphic_grad, jacobian, jit_grad, make_vjp,
+                  value_and_grad)
 from .compile import clear_cache
 from .control import cond, fori_loop, while_loop
 from .errors import (ArgumentError, JitgradError, JitgradInternalError, JitgradWarning,
@@ -16,6 +17,6 @@ from .errors import (ArgumentError, JitgradError, JitgradInternalError, JitgradW
 
 __version__ = "0.1.0"
 __all__ = ["grad", "value_and_grad", "jit_grad", "elementwise_grad", "jacobian", "hessian",
-           "hessian_vector_product", "make_vjp", "explain", "Explanation", "while_loop",
-           "fori_loop", "cond", "clear_cache", "execution", "JitgradError",
+           "hessian_vector_product", "holomorphic_grad", "make_vjp", "explain", "Explanation",
+           "while_loop", "fori_loop", "cond", "clear_cache", "execution", "JitgradError",
            "TracingError", "ShapeError", "ArgumentError", "JitgradInternalError", "JitgradWarning"]

@@ -75,7 +75,14 @@ defvjp(Prim.cosh, lambda g, ans, x: g * np.sinh(x))
 defvjp(Prim.arcsin, lambda g, ans, x: g / np.sqrt(1.0 - x ** 2))
 defvjp(Prim.arccos, lambda g, ans, x: -g / np.sqrt(1.0 - x ** 2))
 defvjp(Prim.arctan, lambda g, ans, x: g / (1.0 + x ** 2))
-defvjp(Prim.abs, lambda g, ans, x: g * np.sign(x))
+def _abs_vjp(g, ans, x):
+    if x.dtype.kind != "c":
+        return g * np.sign(x)
+    # autograd's: g conj(x) / |x|, and 0 at 0.
+    return g * np.where(ans == 0.0, 0.0, np.conj(x) / np.where(ans == 0.0, 1.0, ans))
+
+
+defvjp(Prim.abs, _abs_vjp)
 defvjp(Prim.convert, lambda g, ans, x, dtype: g)
 
 defvjp(Prim.add, lambda g, ans, x, y: g, lambda g, ans, x, y: g)
@@ -290,7 +297,13 @@ def _accumulate(cotangents: dict, var: Var, contribution) -> None:
         cotangents[var] = bind(Prim.add_into, base, contribution.g, index=contribution.index)
         return
     contribution = unbroadcast(contribution, var.shape)
+    if var.dtype.kind != "c" and _dtype(contribution).kind == "c":
+        contribution = np.real(contribution)  # a real value's cotangent is real (autograd's)
     cotangents[var] = contribution if old is None else old + contribution
+
+
+def _dtype(value):
+    return value.dtype if isinstance(value, Tracer) else onp.result_type(value)
 
 
 def _active_vars(graph: Graph, wrt) -> set[Var]:
@@ -311,5 +324,5 @@ def dependents(graph: Graph, start: set) -> set[Var]:
                 stmt.prim in OPS and not stmt.params["op"].differentiable):
             continue
         if any(isinstance(a, Var) and a in active for a in stmt.inputs):
-            active.update(v for v in stmt.outs if v.dtype.kind == "f")
+            active.update(v for v in stmt.outs if v.dtype.kind in "fc")
     return active

@@ -50,6 +50,28 @@ def grad(fun, argnum=0):
     return _GradFunction(fun, argnum, with_value=False).function()
 
 
+def holomorphic_grad(fun, argnum=0):
+    """autograd's `holomorphic_grad`: the complex derivative f'(z) of a holomorphic function of
+    complex arguments, returning a complex scalar.
+
+    >>> holomorphic_grad(lambda z: z ** 2)(1.0 + 1.0j)
+    (2+2j)
+    """
+    impl = _GradFunction(fun, argnum, with_value=False, kind="holomorphic")
+    call = impl.function()
+
+    @functools.wraps(fun)
+    def derivative(*args, **kwargs):
+        for a in impl.argnums:
+            leaves = _leaves_of(args[a])
+            if not all(np.iscomplexobj(x) for x in leaves):
+                raise ArgumentError(f"holomorphic_grad of {impl.name}: argument {a} must be "
+                                    f"complex (autograd's rule); use grad for real arguments")
+        return call(*args, **kwargs)
+
+    return derivative
+
+
 def value_and_grad(fun, argnum=0):
     """Like `grad`, but returns `(fun(*args), gradient)`; both come from one kernel call.
 
@@ -528,8 +550,9 @@ class _GradFunction:
                 if differentiated:
                     leaf = float_leaf(leaf, where)
                     wrt.append(len(trace.inputs))
+                    dtype = np.complex128 if isinstance(leaf, complex) else np.float64
                     return trace.new_input(getattr(leaf, "shape", ()),
-                                           getattr(leaf, "dtype", np.float64))
+                                           getattr(leaf, "dtype", dtype))
                 if isinstance(leaf, (_ndarray, Tracer)):
                     return trace.new_input(leaf.shape, leaf.dtype)
                 return leaf
@@ -563,7 +586,8 @@ class _GradFunction:
             if self.kind == "vjp" and not outs:
                 raise TracingError(f"make_vjp of {self.name}: {self.name} returned no arrays")
             for leaf in outs if self.kind == "vjp" else [out]:
-                _check_output(leaf, self.name, scalar=self.kind == "grad")
+                _check_output(leaf, self.name, scalar=self.kind != "vjp",
+                              complex_ok=self.kind != "grad")
             graph = trace.finish(outs if self.kind == "vjp" else [out])
         verify(graph)
         if _drew_uncaptured(rng_before, trace.draws):
@@ -687,12 +711,16 @@ def _cotangent(g, shape, name: str):
     return np.ascontiguousarray(np.broadcast_to(np.asarray(g, dtype=float), shape))
 
 
-def _check_output(out, name: str, scalar: bool) -> None:
+def _check_output(out, name: str, scalar: bool, complex_ok: bool = True) -> None:
+    if not complex_ok and np.result_type(getattr(out, "dtype", type(out))).kind == "c":
+        raise TracingError(f"grad of {name}: {name} returned a complex value; grad applies to "
+                           f"real scalar-valued functions (autograd's rule). For the complex "
+                           f"derivative of a holomorphic function use holomorphic_grad.")
     if isinstance(out, Tracer):
         if scalar and out.size != 1:
             raise TracingError(f"grad of {name}: {name} must return a scalar, but it returned an "
                                f"array of shape {out.shape}")
-        if out.dtype.kind not in "biuf":
+        if out.dtype.kind not in "biufc":
             raise TracingError(f"grad of {name}: {name} returned a value of dtype {out.dtype}")
         return
     if isinstance(out, (bool, int, float, np.number)) or (
@@ -715,7 +743,7 @@ def _leaves_of(arg) -> list:
 def _leaf_key(leaf):
     if type(leaf) is _ndarray or isinstance(leaf, Tracer):
         return (leaf.shape, leaf.dtype)
-    return float
+    return complex if isinstance(leaf, complex) else float
 
 
 def _out_kind(leaf):
@@ -723,9 +751,9 @@ def _out_kind(leaf):
     (a float too: the hot path returns the kernel's float as it is), else as an array of the
     argument's float dtype (float64 for integer arrays)."""
     if isinstance(leaf, (_ndarray, np.generic)) and type(leaf) is not np.float64:
-        dt = leaf.dtype if leaf.dtype.kind == "f" else _FLOAT
+        dt = leaf.dtype if leaf.dtype.kind in "fc" else _FLOAT
         return ("array", dt, np.ndim(leaf))
-    return ("float", None, 0)
+    return ("complex" if isinstance(leaf, complex) else "float", None, 0)
 
 
 def _restore(value, kind):
@@ -734,6 +762,8 @@ def _restore(value, kind):
         return value
     if form == "float":
         return float(value)
+    if form == "complex":
+        return complex(value)
     if ndim == 0:
         return np.asarray(value, dtype=dtype)[()]
     return value if value.dtype == dtype else value.astype(dtype)

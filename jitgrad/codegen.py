@@ -71,6 +71,8 @@ def literal(value) -> str:
             return "np.nan"
         if math.isinf(value):
             return "np.inf" if value > 0 else "(-np.inf)"
+    if isinstance(value, complex):
+        return f"complex({literal(value.real)}, {literal(value.imag)})"
     text = repr(value)
     return f"({text})" if text.startswith("-") else text
 
@@ -623,6 +625,8 @@ def _reduction_code(prim, dtype) -> tuple[str, str]:
     if prim is Prim.reduce_sum:
         if dtype.kind == "f":
             return "0.0", "{acc} = sum_add({acc}, {v})"
+        if dtype.kind == "c":
+            return "0j", "{acc} += {v}"
         return "0", "{acc} += {v}"
     is_max = prim is Prim.reduce_max
     if dtype.kind == "f":

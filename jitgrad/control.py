@@ -60,7 +60,9 @@ def type_of(value):
         return (), INT
     if isinstance(value, (float, np.floating)):
         return (), FLOAT
-    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+    if isinstance(value, (complex, np.complexfloating)):
+        return (), np.dtype(np.complex128)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufc":
         return value.shape, value.dtype
     return None
 
@@ -305,12 +307,12 @@ def _while_forward(stmt, args, mask):
 
 def _loop_activity(body: Graph, const_active, init_active) -> list[bool]:
     """Which carried values have cotangents: a fixpoint, since the body feeds itself."""
-    act = [a and v.dtype.kind == "f" for a, v in zip(init_active, body.inputs)]
+    act = [a and v.dtype.kind in "fc" for a, v in zip(init_active, body.inputs)]
     while True:
         live = {c for c, a in zip(body.consts, const_active) if a}
         live |= {v for v, a in zip(body.inputs, act) if a}
         live = ad.dependents(body, live)
-        new = [a or (isinstance(o, Var) and o in live and o.dtype.kind == "f")
+        new = [a or (isinstance(o, Var) and o in live and o.dtype.kind in "fc")
                for a, o in zip(act, body.outputs)]
         if new == act:
             return act
@@ -837,7 +839,7 @@ def _draw(f, args, kwargs):
             f"before the loop (one row per iteration) and index them in the loop.")
     value = f(*args, **kwargs)
     array = None if value is None else np.asarray(value)  # None: seed, shuffle, ...
-    if array is not None and array.dtype.kind not in "biuf":
+    if array is not None and array.dtype.kind not in "biufc":
         raise TracingError(f"a random draw of {array.dtype} values (at {user_frame()}) cannot "
                            f"be replayed in a kernel; only numbers can")
     for t in traces:  # an enclosing grad (of grad) replays it too
@@ -867,7 +869,7 @@ def ld(value):
 
 
 def _lifted(trace, array):
-    if array.dtype.kind not in "biuf":
+    if array.dtype.kind not in "biufc":
         return array
     base = array if type(array) is np.ndarray else array.view(np.ndarray)
     return Tracer(trace, trace.const(base, key=array))

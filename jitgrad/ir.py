@@ -14,7 +14,8 @@ import numpy as np
 
 from .errors import JitgradInternalError
 
-DTYPE_SHORT = {"float64": "f64", "float32": "f32", "int64": "i64", "int32": "i32", "bool": "bool"}
+DTYPE_SHORT = {"float64": "f64", "float32": "f32", "int64": "i64", "int32": "i32", "bool": "bool",
+               "complex128": "c128", "complex64": "c64"}
 
 
 @dataclass(frozen=True, slots=True, eq=False)

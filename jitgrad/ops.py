@@ -102,7 +102,8 @@ class Op:
 class ElementwiseOp(Op):
     """A function of its operands' elements, broadcast as NumPy broadcasts.  `dtype` gives the
     result's dtype: "float" (a float dtype of the operands', float64 from integers), "same" (the
-    operands' result type) or "bool"."""
+    operands' result type), "bool", or "real" (a float of the operands' precision: real parts,
+    magnitudes)."""
 
     def __init__(self, name, *, numpy, code=None, scalar=None, dtype="float", vjp=(), static=(),
                  doc=""):
@@ -115,6 +116,8 @@ class ElementwiseOp(Op):
         dt = np.result_type(*dtypes)
         if self.dtype == "bool":
             return np.dtype(np.bool_)
+        if self.dtype == "real":
+            return np.finfo(dt).dtype if dt.kind in "fc" else np.dtype(np.float64)
         if self.dtype == "float" and dt.kind in "biu":
             return np.dtype(np.float64)
         return dt

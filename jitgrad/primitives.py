@@ -140,6 +140,8 @@ def infer(prim: Prim, inputs, params) -> list[tuple[tuple[int, ...], np.dtype]]:
         dt = result_dtype(x)
         if prim in _FLOAT_RESULT and dt.kind in "biu":
             dt = FLOAT
+        if prim is Prim.abs and dt.kind == "c":
+            dt = np.finfo(dt).dtype  # |z| is real
         return [(x.shape, dt)]
     if prim in BINARY:
         shape = broadcast_shapes(prim.name, *shapes)

@@ -137,22 +137,22 @@ class Trace:
     def atom(self, value):
         if isinstance(value, Tracer) and value._trace is self:
             return value._var
-        if isinstance(value, (bool, int, float, np.generic)) or (
+        if isinstance(value, (bool, int, float, complex, np.generic)) or (
             isinstance(value, np.ndarray) and value.ndim == 0
         ):
             item = np.asarray(value)
-            if item.dtype.kind not in "biuf":
+            if item.dtype.kind not in "biufc":
                 raise ArgumentError(f"jitgrad cannot trace a value of type {item.dtype}")
             return Lit(item.item(), item.dtype if isinstance(value, (np.generic, np.ndarray))
                        else np.result_type(item.item()))
         if isinstance(value, Tracer) or isinstance(value, np.ndarray):
-            if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
+            if isinstance(value, np.ndarray) and value.dtype.kind not in "biufc":
                 raise ArgumentError(f"jitgrad cannot use an array of dtype {value.dtype} "
                                     f"in traced code")
             return self.const(value)
         if isinstance(value, (list, tuple)):
             arr = np.asarray(value)
-            if arr.dtype.kind in "biuf":
+            if arr.dtype.kind in "biufc":
                 return self.const(arr)
             raise TracingError(f"a list or tuple that holds traced values cannot be used as an "
                                f"array yet (at {user_frame()})")
@@ -507,7 +507,11 @@ def float_leaf(value, where: str):
         raise ArgumentError(f"{where} is a bool; jitgrad differentiates with respect to floats")
     if isinstance(value, (int, float, np.integer, np.floating)):
         return float(value)
+    if isinstance(value, (complex, np.complexfloating)):
+        return complex(value)
     if isinstance(value, np.ndarray):
+        if value.dtype.kind == "c":
+            return complex(value) if value.ndim == 0 else np.asarray(value)
         if value.dtype.kind in "iuf":
             if value.ndim == 0:
                 return float(value)  # kernels take every 0-d value as a scalar
@@ -517,8 +521,7 @@ def float_leaf(value, where: str):
             dtype = value.dtype if value.dtype.kind == "f" and value.itemsize <= 8 else FLOAT
             return np.asarray(value, dtype=dtype)
         raise ArgumentError(f"{where} is an array of dtype {value.dtype}; jitgrad "
-                            f"differentiates with respect to float arrays")
-    if isinstance(value, (complex, np.complexfloating)):
-        raise ArgumentError(f"{where} is complex; complex arguments are not supported yet")
+                            f"differentiates with respect to float and complex arrays")
     raise ArgumentError(f"{where} is a {type(value).__name__}; jitgrad differentiates with "
-                        f"respect to floats, float arrays, and tuples/lists/dicts of them")
+                        f"respect to floats, complex numbers, arrays of them, and "
+                        f"tuples/lists/dicts of them")

@@ -10,7 +10,7 @@ import numpy as _onp
 
 from ..errors import ShapeError, TracingError
 from ..ir import Span
-from ..ops import REGISTRY, export
+from ..ops import REGISTRY, apply, elementwise_op, export
 from ..primitives import Prim
 from ..trace import Tracer, bind, innermost_trace, user_frame
 
@@ -350,31 +350,62 @@ def dot(a, b):
     return _matmul(a, b, "dot")
 
 
+# Complex numbers follow autograd's convention: a rule is the transpose of the derivative, not its
+# conjugate transpose (`mul`'s VJP is g * y), and a real value's cotangent is the real part of
+# what reaches it.  So the gradient of a real function of z = x + iy is df/dx - i df/dy.
+
+_real = elementwise_op("real", numpy=_onp.real, code="({0}).real", dtype="real",
+                       vjp=(lambda g, ans, x: g,))
+_imag = elementwise_op("imag", numpy=_onp.imag, code="({0}).imag", dtype="real",
+                       vjp=(lambda g, ans, x: multiply(g, -1j),))
+_conj = elementwise_op("conj", numpy=_onp.conj, code="({0}).conjugate()", dtype="same",
+                       vjp=(lambda g, ans, x: conj(g),))
+
+
+def _is_complex(x) -> bool:
+    return _onp.result_type(x.dtype if isinstance(x, Tracer) else x).kind == "c"
+
+
 @_export
 def real(x):
-    """numpy.real (of a real array: the array itself)."""
-    if isinstance(x, Tracer) and x.dtype.kind != "c":
-        return x
+    """numpy.real."""
+    if isinstance(x, Tracer):
+        return apply(_real, x) if x.dtype.kind == "c" else x
     return _onp.real(x)
 
 
 @_export
 def imag(x):
     """numpy.imag (of a real array: zeros)."""
-    if isinstance(x, Tracer) and x.dtype.kind != "c":
-        return multiply(x, 0.0)
+    if isinstance(x, Tracer):
+        return apply(_imag, x) if x.dtype.kind == "c" else multiply(x, 0.0)
     return _onp.imag(x)
 
 
 @_export
 def conj(x):
-    """numpy.conj (of a real array: the array itself)."""
-    if isinstance(x, Tracer) and x.dtype.kind != "c":
-        return x
+    """numpy.conj."""
+    if isinstance(x, Tracer):
+        return apply(_conj, x) if x.dtype.kind == "c" else x
     return _onp.conj(x)
 
 
 conjugate = _export(conj, "conjugate")
+
+
+@_export
+def angle(z, deg=False):
+    """numpy.angle: the argument of z, in radians (or degrees)."""
+    if not isinstance(z, Tracer):
+        return _onp.angle(z, deg=deg)
+    a = apply(_angle, z)
+    return multiply(a, 180.0 / _onp.pi) if deg else a
+
+
+_angle = elementwise_op(
+    "angle", numpy=_onp.angle, code="math.atan2(({0}).imag, ({0}).real)", dtype="real",
+    vjp=(lambda g, ans, z: g * conj(z * 1j) / abs(z) ** 2 if _is_complex(z)
+         else multiply(g, 0.0),))
 
 
 @_export

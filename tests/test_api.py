@@ -193,3 +193,17 @@ def test_float32_arguments_are_traced_and_compiled_as_float32():
     g = grad(f)(x)
     assert g.dtype == numpy.float32
     numpy.testing.assert_allclose(g, grad(f)(x.astype(numpy.float64)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("index", [(Ellipsis, slice(0, 2)), (0, Ellipsis), (Ellipsis,),
+                                   (None, Ellipsis, 1), (1, Ellipsis, None, 2)],
+                         ids=["e-slice", "int-e", "e", "none-e-int", "int-e-none-int"])
+def test_ellipsis_in_basic_indexing(index):
+    # `x[..., :2]` once padded the index twice (IndexError on a 2-D array, wrong on 3-D).
+    x = numpy.arange(24.0).reshape(2, 3, 4)
+    g = grad(lambda x: np.sum(x[index] * x[index]))(x)
+    expected = numpy.zeros_like(x)
+    expected[index] += 2 * x[index]
+    numpy.testing.assert_array_equal(g, expected)
+    numpy.testing.assert_array_equal(grad(lambda y: np.sum(y[..., :2] ** 2))(x[0]),
+                                     numpy.where(numpy.arange(4) < 2, 2 * x[0], 0.0))

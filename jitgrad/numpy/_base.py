@@ -289,7 +289,8 @@ def _getitem(x: Tracer, index):
     if Ellipsis in items:
         at = items.index(Ellipsis)
         items = items[:at] + (slice(None),) * (x.ndim - used) + items[at + 1:]
-    items = items + (slice(None),) * (x.ndim - used)
+    else:
+        items = items + (slice(None),) * (x.ndim - used)
     spans, out_shape, dim = [], [], 0
     for i in items:
         if i is None:

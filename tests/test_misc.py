@@ -1,0 +1,65 @@
+"""jitgrad.misc (flatten, optimizers) and jitgrad.builtins, against autograd's."""
+
+import numpy
+import pytest
+
+import jitgrad
+import jitgrad.numpy as np
+from jitgrad.builtins import isinstance as jg_isinstance
+from jitgrad.builtins import type as jg_type
+from jitgrad.misc import flatten
+from jitgrad.misc.optimizers import adam, rmsprop, sgd
+
+autograd = pytest.importorskip("autograd")
+anp = pytest.importorskip("autograd.numpy")
+aopt = pytest.importorskip("autograd.misc.optimizers")
+
+PARAMS = {"W": numpy.arange(6.0).reshape(2, 3) / 10, "b": [numpy.zeros(3), 1.5]}
+
+
+def loss(np):
+    def f(p, i):
+        h = np.tanh(np.dot(numpy.array([1.0, -2.0]), p["W"]) + p["b"][0])
+        return np.sum((h - 0.5) ** 2) + p["b"][1] ** 2 * (1 + i % 2)
+
+    return f
+
+
+def test_flatten_round_trip_and_order():
+    flat, unflatten = flatten(PARAMS)
+    numpy.testing.assert_array_equal(flat, numpy.r_[PARAMS["W"].ravel(), 0, 0, 0, 1.5])
+    back = unflatten(flat)
+    numpy.testing.assert_array_equal(back["W"], PARAMS["W"])
+    assert back["b"][1] == 1.5 and isinstance(back["b"], list)
+    from autograd.misc import flatten as autograd_flatten
+    numpy.testing.assert_array_equal(flat, autograd_flatten(PARAMS)[0])
+
+
+def test_gradient_through_unflatten():
+    flat, unflatten = flatten(PARAMS)
+    g = jitgrad.grad(lambda v: loss(np)(unflatten(v), 0))(flat)
+    expected = autograd.grad(lambda v: loss(anp)(unflatten(v), 0))(flat)
+    numpy.testing.assert_allclose(g, expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["sgd", "rmsprop", "adam"])
+def test_optimizers_match_autograd(name):
+    ours, theirs = {"sgd": (sgd, aopt.sgd), "rmsprop": (rmsprop, aopt.rmsprop),
+                    "adam": (adam, aopt.adam)}[name]
+    seen = []
+    result = ours(jitgrad.grad(loss(np)), PARAMS, num_iters=30, step_size=0.05,
+                  callback=lambda x, i, g: seen.append(i))
+    expected = theirs(autograd.grad(loss(anp)), PARAMS, num_iters=30, step_size=0.05)
+    numpy.testing.assert_allclose(result["W"], expected["W"], rtol=1e-12)
+    assert result["b"][1] == pytest.approx(expected["b"][1], rel=1e-12)
+    assert seen == list(range(30))
+    assert PARAMS["b"][1] == 1.5  # the initial parameters are not modified
+
+
+def test_builtins_see_traced_arrays_as_arrays():
+    def f(x):
+        assert jg_isinstance(x, numpy.ndarray) and jg_type(x) is numpy.ndarray
+        assert not jg_isinstance(x, (list, dict)) and jg_isinstance([x], list)
+        return np.sum(x ** 2)
+
+    numpy.testing.assert_array_equal(jitgrad.grad(f)(numpy.ones(2)), [2.0, 2.0])

@@ -24,7 +24,6 @@ operands' shapes (once per signature); a primitive returns one float or complex 
 from __future__ import annotations
 
 import functools
-import hashlib
 import warnings
 
 import numba

@@ -63,3 +63,14 @@ def test_builtins_see_traced_arrays_as_arrays():
         return np.sum(x ** 2)
 
     numpy.testing.assert_array_equal(jitgrad.grad(f)(numpy.ones(2)), [2.0, 2.0])
+
+
+def test_fixed_point_and_its_derivative():
+    from jitgrad.misc.fixed_points import fixed_point
+
+    def sqrt(a):
+        return fixed_point(lambda a: lambda x: x - 0.05 * (x ** 2 - a), a, 10.0,
+                           lambda x, y: np.abs(x - y), 1e-10)
+
+    assert sqrt(2.0) == pytest.approx(2 ** 0.5, rel=1e-8)
+    assert jitgrad.grad(sqrt)(2.0) == pytest.approx(0.5 / 2 ** 0.5, rel=1e-6)

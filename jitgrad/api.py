@@ -258,7 +258,7 @@ class _Entry:
     """A compiled kernel for one signature, with what it needs at every call."""
 
     __slots__ = ("kernel", "consts", "current", "compiled", "out_shapes", "out_tree", "call1",
-                 "draws", "drawn")
+                 "draws", "drawn", "graph")
 
     def __init__(self, kernel, consts, current, draws=()):
         self.kernel, self.consts = kernel, tuple(consts)
@@ -282,6 +282,7 @@ class _Entry:
         self.current = current
         self.compiled = False
         self.out_shapes, self.out_tree = [()], None  # make_vjp's: the outputs' leaves
+        self.graph = None  # make_vjp's: the adjoint, to inline when called inside a trace
 
     def consts_now(self) -> tuple:
         """The kernel's constants for this call: the random draws made afresh, in order."""
@@ -477,8 +478,12 @@ class _GradFunction:
         consts = entry.consts_now()  # one forward pass: every vjp sees the same draws
 
         def vjp(g):
-            leaves = _cotangents(g, tree, shapes, self.name)
-            out = compile.first_call(entry.kernel, (*dynamic, *leaves, *consts))
+            traced = any(isinstance(leaf, Tracer) for leaf in _leaves_of(g))
+            leaves = _cotangents(g, tree, shapes, self.name, traced=traced)
+            if traced:  # called inside another trace: the adjoint's IR is inlined there
+                out = evaluate(entry.graph, [*dynamic, *leaves], list(consts))
+            else:
+                out = compile.first_call(entry.kernel, (*dynamic, *leaves, *consts))
             return self._package((None, *out[n:]), trees)[1]
 
         zeros = [np.zeros(s) if s else 0.0 for s in shapes]
@@ -509,6 +514,7 @@ class _GradFunction:
             kernel = _interpreted(build.grad_graph) if interpret else compile.load(build.source)
             entry = _Entry(kernel, build.consts, watch.guard(build.watches), build.draws)
             entry.out_shapes = [v.shape for v in build.graph.outputs]
+            entry.graph = build.grad_graph if self.kind == "vjp" else None
             entry.out_tree = build.out_tree
             entry.compiled = interpret
             self._entries[key] = entry

@@ -74,3 +74,28 @@ def test_fixed_point_and_its_derivative():
 
     assert sqrt(2.0) == pytest.approx(2 ** 0.5, rel=1e-8)
     assert jitgrad.grad(sqrt)(2.0) == pytest.approx(0.5 / 2 ** 0.5, rel=1e-6)
+
+
+def test_check_grads_passes_right_rules_and_catches_wrong_ones():
+    from jitgrad.extend import defvjp as jg_defvjp
+    from jitgrad.extend import primitive as jg_primitive
+    from jitgrad.test_util import check_grads
+
+    inputs = numpy.array([[0.52, 1.12, 0.77], [0.88, -1.08, 0.15], [0.52, 0.06, -1.30]])
+    targets = numpy.array([True, True, False])
+
+    def training_loss(weights):  # autograd's examples/logistic_regression.py
+        preds = 0.5 * (np.tanh(np.dot(inputs, weights)) + 1)
+        return -np.sum(np.log(preds * targets + (1 - preds) * (1 - targets)))
+
+    check_grads(training_loss, modes=["rev"])(numpy.zeros(3))
+    check_grads(training_loss)(numpy.array([0.1, -0.2, 0.3]))  # fwd and rev, order 2
+    check_grads(lambda x, y: np.sin(x) * y, argnum=(0, 1))(numpy.ones(3), 2.0)
+
+    @jg_primitive
+    def square(x):
+        return x ** 2
+
+    jg_defvjp(square, lambda ans, x: lambda g: g * 3 * x)  # wrong: 3x instead of 2x
+    with pytest.raises(AssertionError, match="VJP check"):
+        check_grads(lambda x: np.sum(square(x)), modes=["rev"], order=1)(numpy.ones(2))

@@ -32,7 +32,7 @@ def flatten(value):
     if any(isinstance(v, Tracer) for v in leaves):
         parts = [jnp.reshape(v, (-1,)) if isinstance(v, Tracer) else _onp.ravel(v)
                  for v in leaves]
-        flat = jnp.concatenate(parts) if parts else _onp.zeros(0)
+        flat = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
     else:
         parts = [_onp.ravel(_onp.asarray(v, dtype=float)) for v in leaves]
         flat = _onp.concatenate(parts) if parts else _onp.zeros(0)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as _onp
 
 from .. import numpy as jnp
-from ..trace import Tracer
+from ..ir import Span
+from ..primitives import Prim
+from ..trace import Tracer, bind, full
 
 
 def _leaves(value, out: list) -> object:
@@ -25,6 +27,22 @@ def _leaves(value, out: list) -> object:
     return ("leaf", _onp.shape(value), isinstance(value, (_onp.ndarray, Tracer)))
 
 
+def _concatenate(parts):
+    """1-D pieces, traced or not, end to end: each written into its span of a new array (the
+    adjoint of each is a slice)."""
+    if len(parts) == 1:
+        return parts[0]
+    sizes = [int(_onp.size(p)) for p in parts]
+    dtype = _onp.result_type(*[p.dtype if isinstance(p, Tracer) else _onp.asarray(p).dtype
+                               for p in parts], _onp.float64)
+    out, start = full((sum(sizes),), 0.0, dtype), 0
+    for part, size in zip(parts, sizes):
+        if size:
+            out = bind(Prim.add_into, out, part, index=(Span(start, 1, size),))
+        start += size
+    return out
+
+
 def flatten(value):
     """(1-D float array of every leaf, raveled and concatenated; the inverse function)."""
     leaves: list = []
@@ -32,7 +50,7 @@ def flatten(value):
     if any(isinstance(v, Tracer) for v in leaves):
         parts = [jnp.reshape(v, (-1,)) if isinstance(v, Tracer) else _onp.ravel(v)
                  for v in leaves]
-        flat = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+        flat = _concatenate(parts)
     else:
         parts = [_onp.ravel(_onp.asarray(v, dtype=float)) for v in leaves]
         flat = _onp.concatenate(parts) if parts else _onp.zeros(0)

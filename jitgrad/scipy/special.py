@@ -256,6 +256,9 @@ betainc = _ufunc(_betainc, "betainc", "scipy.special.betainc(a, b, x), regulariz
                  "beta; differentiable in x only (as in autograd).", nargs=3)
 
 
+_HALVES: dict = {}  # d -> [0, 1/2, ..., (d - 1)/2], one array per d for every trace
+
+
 @_export
 def multigammaln(a, d):
     """scipy.special.multigammaln(a, d), d an int.  On traced values a > (d - 1) / 2 is not
@@ -264,7 +267,8 @@ def multigammaln(a, d):
         return _sp.multigammaln(a, d)
     d = int(d)
     shape = a.shape
-    terms = gammaln(np.reshape(a, shape + (1,)) - onp.arange(d, dtype=onp.float64) / 2.0)
+    offsets = _HALVES.setdefault(d, onp.arange(d, dtype=onp.float64) / 2.0)
+    terms = gammaln(np.reshape(a, shape + (1,)) - offsets)
     return np.sum(terms, axis=len(shape)) + d * (d - 1) / 4.0 * _LOG_PI
 
 

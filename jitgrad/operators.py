@@ -1,0 +1,169 @@
+"""autograd's other derivative operators (`autograd.differential_operators`), composed from
+`grad` and `make_vjp`, with autograd's names and signatures.
+
+Each composition is traced as one function, so it compiles into one kernel per signature (the
+inner derivatives are inlined into the outer trace), and that kernel is reused on every call.
+
+Jacobian-vector products (`make_jvp`, `deriv`) use the transposition trick autograd calls
+`make_jvp_reversemode`: u -> vjp(u) is linear, so the VJP of the VJP, at any u, is the JVP.
+jitgrad has no forward mode yet; this costs about two reverse passes.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import numpy as np
+
+from .api import grad, make_vjp
+from .errors import ArgumentError
+
+__all__ = ["make_jvp", "make_jvp_reversemode", "deriv", "make_hvp", "hessian_tensor_product",
+           "tensor_jacobian_product", "vector_jacobian_product", "make_ggnvp", "grad_and_aux",
+           "grad_named"]
+
+
+def _zeros_like(tree):
+    """Zeros of the structure and shapes of `tree` (a value or a tuple/list/dict of them)."""
+    from .trace import flatten, unflatten
+
+    leaves: list = []
+    structure = flatten(tree, leaves)
+    return unflatten(structure, iter([np.zeros(np.shape(x)) if np.shape(x) else 0.0
+                                      for x in leaves]))
+
+
+def make_jvp(fun, argnum=0):
+    """`make_jvp(f, argnum)(*args)` returns `jvp`, with `jvp(v) = (f(*args), J v)`: the
+    Jacobian of f w.r.t. argument `argnum` times the tangent `v`, of that argument's structure
+    (autograd.make_jvp).  One compiled kernel gives both, for every `v`."""
+    if not isinstance(argnum, (int, np.integer)):
+        raise ArgumentError("make_jvp: argnum must be an int")
+    forward = make_vjp(fun, argnum)
+
+    def value_and_linear_map(*args_and_u, **kwargs):
+        *args, u = args_and_u
+        vjp, ans = make_vjp(fun, argnum)(*args, **kwargs)
+        return vjp(u), ans  # linear in u: its VJP with respect to u is the JVP
+
+    transposed = make_vjp(value_and_linear_map, -1)
+
+    @functools.wraps(fun)
+    def maker(*args, **kwargs):
+        _, ans = forward(*args, **kwargs)  # for the output's structure
+        vjp_t, (_, out) = transposed(*args, _zeros_like(ans), **kwargs)
+        zeros = _zeros_like(out)
+
+        def jvp(v):
+            return out, vjp_t((v, zeros))
+
+        return jvp
+
+    return maker
+
+
+make_jvp_reversemode = make_jvp
+
+
+def deriv(fun, argnum=0):
+    """autograd.deriv: the JVP with a tangent of ones (the derivative of a scalar function)."""
+    jvp_maker = make_jvp(fun, argnum)
+
+    @functools.wraps(fun)
+    def derivative(*args, **kwargs):
+        x = args[argnum]
+        ones = np.ones(np.shape(x)) if np.shape(x) else 1.0
+        return jvp_maker(*args, **kwargs)(ones)[1]
+
+    return derivative
+
+
+def make_hvp(fun, argnum=0):
+    """autograd.make_hvp: `make_hvp(f, argnum)(*args)` returns `(hvp, grad f(*args))`, where
+    `hvp(v)` is the Hessian-vector product at that point."""
+    return make_vjp(grad(fun, argnum), argnum)
+
+
+def hessian_tensor_product(fun, argnum=0):
+    """autograd.hessian_tensor_product: `(*args, tensor)` -> H tensor, contracting the last
+    `ndim(tensor)` axes of the gradient with `tensor` (no Hessian is formed)."""
+    from . import numpy as jnp
+
+    fun_grad = grad(fun, argnum)
+
+    def vector_dot_grad(*args, **kwargs):
+        args, vector = args[:-1], args[-1]
+        return jnp.sum(fun_grad(*args, **kwargs) * vector)
+
+    return grad(functools.update_wrapper(vector_dot_grad, fun), argnum)
+
+
+def tensor_jacobian_product(fun, argnum=0):
+    """autograd.tensor_jacobian_product (and vector_jacobian_product): `(*args, tensor)` ->
+    `tensor` times the Jacobian, i.e. the VJP of `tensor` (of the output's shape)."""
+    maker = make_vjp(fun, argnum)
+
+    @functools.wraps(fun)
+    def product(*args, **kwargs):
+        args, tensor = args[:-1], args[-1]
+        return maker(*args, **kwargs)[0](tensor)
+
+    return product
+
+
+vector_jacobian_product = tensor_jacobian_product
+
+
+def make_ggnvp(f, g=None, f_argnum=0):
+    """autograd.make_ggnvp: `make_ggnvp(f, g)(*args)` returns `v -> J^T H_g J v`, the
+    generalized Gauss-Newton product of the loss `g(f(x))` (default g: half the squared norm
+    over the last axis)."""
+    from . import numpy as jnp
+
+    if g is None:
+        def g(y):
+            return 0.5 * jnp.sum(y ** 2, axis=-1)
+
+    f_jvp_maker = make_jvp(f, f_argnum)
+    g_hvp_maker = make_hvp(g)
+
+    @functools.wraps(f)
+    def maker(*args, **kwargs):
+        f_vjp, f_x = make_vjp(f, f_argnum)(*args, **kwargs)
+        g_hvp, _ = g_hvp_maker(f_x)
+        f_jvp = f_jvp_maker(*args, **kwargs)
+
+        def ggnvp(v):
+            return f_vjp(g_hvp(f_jvp(v)[1]))
+
+        return ggnvp
+
+    return maker
+
+
+def grad_and_aux(fun, argnum=0):
+    """autograd.grad_and_aux: for `fun` returning `(loss, aux)`, a function returning
+    `(grad of loss, aux)`; one kernel computes both."""
+    maker = make_vjp(fun, argnum)
+
+    @functools.wraps(fun)
+    def gradient_and_aux(*args, **kwargs):
+        vjp, (ans, aux) = maker(*args, **kwargs)
+        from .trace import flatten, unflatten
+
+        leaves: list = []
+        tree = flatten(aux, leaves)
+        zeros = unflatten(tree, iter([_zeros_like(leaf) for leaf in leaves]))
+        return vjp((1.0, zeros)), aux
+
+    return gradient_and_aux
+
+
+def grad_named(fun, argname: str):
+    """autograd.grad_named: the gradient with respect to the argument named `argname`."""
+    names = list(inspect.signature(fun).parameters)
+    if argname not in names:
+        raise ArgumentError(f"grad_named: {getattr(fun, '__name__', fun)} has no argument "
+                            f"named {argname!r} (it has {names})")
+    return grad(fun, names.index(argname))

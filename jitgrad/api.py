@@ -24,7 +24,7 @@ from . import ad, codegen, compile, fuse, watch
 from .errors import ArgumentError, JitgradWarning, TracingError
 from .interpret import evaluate
 from .ir import Graph, verify
-from .control import converted_call
+from .control import Made, converted_call
 from .trace import Trace, Tracer, flatten, float_leaf, unflatten
 
 _ndarray = np.ndarray
@@ -292,7 +292,14 @@ class _Entry:
             self.drawn = False
             return self.consts
         consts = list(self.consts)
+        made: dict = {}  # id of a generator the trace made -> the one made for this call
         for f, args, kwargs, index, first in self.draws:
+            if isinstance(first, Made):
+                made[id(first.generator)] = f(*args, **kwargs)
+                continue
+            owner = getattr(f, "__self__", None)
+            if id(owner) in made:
+                f = getattr(made[id(owner)], f.__name__)
             value = f(*args, **kwargs)
             if first is None:
                 continue
@@ -666,7 +673,7 @@ def _drew_uncaptured(before, draws) -> bool:
     np.random.set_state(before)
     try:
         for f, args, kwargs, _ in draws:
-            if f.__self__ is np.random.mtrand._rand:
+            if getattr(f, "__self__", None) is np.random.mtrand._rand:
                 f(*args, **kwargs)
         return not same(np.random.get_state(), after)
     finally:

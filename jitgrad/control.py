@@ -763,6 +763,8 @@ def converted_call(f, /, *args, **kwargs):
     generator's method becomes a draw made afresh before every kernel call (see `_draw`)."""
     if active_traces() and _is_random(f):
         return _draw(f, args, kwargs)
+    if active_traces() and _makes_generator(f):
+        return _make_generator(f, args, kwargs)
     if type(f) is functools.partial and active_traces():
         keywords = {k: ld(v) for k, v in f.keywords.items()}
         return converted_call(f.func, *map(ld, f.args), *args, **{**keywords, **kwargs})
@@ -817,6 +819,36 @@ def _is_random(f) -> bool:
     """Whether `f` is a method of a random number generator (`numpy.random.randn` is one of the
     global RandomState), including `seed`: every call on it is replayed in order."""
     return isinstance(getattr(f, "__self__", None), _RANDOM_TYPES)
+
+
+# What makes a generator: one made while tracing is made afresh before every kernel call too,
+# and the draws from it are replayed on the new one (run eagerly, `default_rng(0)` in the body
+# gives the same numbers at every call; replayed on the traced generator, they would not).
+_GENERATOR_MAKERS = (np.random.default_rng, np.random.RandomState, np.random.Generator,
+                     random.Random)
+
+
+class Made:
+    """A draws entry recording that the traced code made the generator `generator`."""
+
+    __slots__ = ("generator",)
+
+    def __init__(self, generator):
+        self.generator = generator
+
+
+def _makes_generator(f) -> bool:
+    return any(f is maker for maker in _GENERATOR_MAKERS)
+
+
+def _make_generator(f, args, kwargs):
+    traces = active_traces()
+    if any(t.draws is None for t in traces):
+        return f(*args, **kwargs)  # in a region: its draws are refused by _draw anyway
+    generator = f(*args, **kwargs)
+    for t in traces:
+        t.draws.append((f, args, kwargs, Made(generator)))
+    return generator
 
 
 def _draw(f, args, kwargs):

@@ -486,3 +486,31 @@ def test_a_numpy_float64_argument_takes_the_hot_path():
     fast = g._jitgrad._fast
     assert float in fast and numpy.float64 in fast
     assert type(g(numpy.float64(2.0))) is float and g(numpy.float64(2.0)) == 12.0
+
+
+def test_a_generator_made_inside_the_function_is_made_afresh_at_every_call():
+    # Run eagerly, `default_rng(0)` in the body gives the same numbers at every call; the draws
+    # were replayed on the generator made while tracing, so each call drew new numbers.
+    import random as pyrandom
+
+    def weights(shape):
+        rng = numpy.random.default_rng(0)
+        return rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape)
+
+    def legacy(shape):
+        return numpy.random.RandomState(3).standard_normal(shape) + pyrandom.Random(1).random()
+
+    x = numpy.linspace(0.2, 0.8, 4)
+    for make in (weights, legacy):
+        def loss(d):
+            return np.sum(np.log(d) * make((4,)))
+
+        f = jitgrad.value_and_grad(loss)
+        values = [f(x)[0] for _ in range(3)]
+        assert values == pytest.approx([loss(x)] * 3, rel=1e-14), make.__name__
+
+    def unseeded(d):  # fresh entropy at every call, eagerly and here
+        return np.sum(d * numpy.random.default_rng().standard_normal(4))
+
+    g = jitgrad.grad(unseeded)
+    assert not numpy.array_equal(g(x), g(x))

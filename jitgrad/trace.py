@@ -296,6 +296,13 @@ class Tracer:
     def __rtruediv__(self, other): return _np().divide(other, self)
     def __pow__(self, other): return _np().power(self, other)
     def __rpow__(self, other): return _np().power(other, self)
+    def __and__(self, other): return _logical("logical_and", "&", self, other)
+    def __rand__(self, other): return _logical("logical_and", "&", other, self)
+    def __or__(self, other): return _logical("logical_or", "|", self, other)
+    def __ror__(self, other): return _logical("logical_or", "|", other, self)
+    def __xor__(self, other): return _logical("logical_xor", "^", self, other)
+    def __rxor__(self, other): return _logical("logical_xor", "^", other, self)
+    def __invert__(self): return _logical("logical_not", "~", self)
     def __mod__(self, other): return _np().mod(self, other)
     def __rmod__(self, other): return _np().mod(other, self)
     def __floordiv__(self, other): return _np().floor_divide(self, other)
@@ -446,6 +453,18 @@ _METHODS = {name: name for name in (
 
 class UnsupportedAttribute(TracingError, AttributeError):
     """An ndarray attribute or method that traced arrays do not have (`hasattr` is False)."""
+
+
+def _logical(name: str, symbol: str, *operands):
+    """`&`, `|`, `^`, `~` of boolean masks; on integers they would be bitwise, which jitgrad
+    does not trace."""
+    for x in operands:
+        kind = x.dtype.kind if isinstance(x, Tracer) else np.result_type(x).kind
+        if kind != "b":
+            raise TracingError(f"`{symbol}` of a traced value of dtype "
+                               f"{getattr(x, 'dtype', type(x).__name__)} (at {user_frame()}): "
+                               f"jitgrad traces `{symbol}` of boolean masks only (np.{name})")
+    return getattr(_np(), name)(*operands)
 
 
 def _np():

@@ -165,8 +165,8 @@ def infer(prim: Prim, inputs, params) -> list[tuple[tuple[int, ...], np.dtype]]:
     if prim in REDUCE:
         (x,) = inputs
         dt = x.dtype
-        if prim is Prim.reduce_sum and dt.kind == "b":
-            dt = INT
+        if prim is Prim.reduce_sum and (dt.kind == "b" or dt.kind in "iu" and dt.itemsize < 8):
+            dt = INT if dt.kind in "bi" else np.dtype(np.uint64)  # as NumPy's sum
         return [(reduced_shape(x.shape, params["axes"], params["keepdims"]), dt)]
     if prim is Prim.broadcast_to:
         broadcast_shapes("broadcast_to", shapes[0], params["shape"])

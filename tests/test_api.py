@@ -207,3 +207,10 @@ def test_ellipsis_in_basic_indexing(index):
     numpy.testing.assert_array_equal(g, expected)
     numpy.testing.assert_array_equal(grad(lambda y: np.sum(y[..., :2] ** 2))(x[0]),
                                      numpy.where(numpy.arange(4) < 2, 2 * x[0], 0.0))
+
+
+def test_sum_of_small_integers_widens_as_numpy_does():
+    a = numpy.arange(4, dtype=numpy.int32)
+    text = str(jitgrad.explain(lambda x, a: np.sum(x * np.sum(a)), 1.0, a))
+    assert "x2:i64[] = reduce_sum" in text, text
+    assert grad(lambda x, a: np.sum(x * np.sum(a)))(1.0, a) == 6.0

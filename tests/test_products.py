@@ -226,3 +226,21 @@ def test_errors(case):
     fn, a, match = ERRORS[case]
     with pytest.raises((jitgrad.ShapeError, jitgrad.TracingError), match=match):
         jitgrad.grad(lambda a: np.sum(fn(a)))(a)
+
+
+def test_integer_operands_compiled():
+    """Integer products (BLAS has none) are computed in float64 and given NumPy's dtype."""
+    k = numpy.arange(24).reshape(2, 3, 4)
+
+    def f(x):
+        i = (x * 0.0).astype(numpy.int64) + k  # an integer traced value
+        p = np.matmul(i, numpy.ones((4, 2), dtype=numpy.int64)) + np.dot(i[0], k[1].T)[0, 0]
+        assert p.dtype == numpy.int64
+        return np.sum(p * x[0, 0, 0]) + np.sum(np.einsum("bij,bkj->bik", i, i) * x[1, 0, 0])
+
+    x = R(2, 3, 4)
+    g = jitgrad.grad(f)(x)
+    expected = numpy.zeros_like(x)
+    expected[0, 0, 0] = numpy.sum(k @ numpy.ones((4, 2)) + (k[0] @ k[1].T)[0, 0])
+    expected[1, 0, 0] = numpy.sum(k @ numpy.swapaxes(k, 1, 2))
+    numpy.testing.assert_allclose(g, expected)

@@ -114,6 +114,16 @@ batched_matmul = call_op(
     doc="A stack of matrix products: op(a) @ op(b), op a transpose of the last two axes or not.")
 
 
+def _mm(a, b, name: str):
+    """The core 2-D product (BLAS), of integer operands too (computed in float64: BLAS has no
+    integer product)."""
+    dt = _onp.result_type(_dtype(a), _dtype(b))
+    if dt.kind in "fc":
+        return _matmul(a, b, name)
+    f64 = _onp.dtype(_onp.float64)
+    return _cast(_matmul(_cast(a, f64), _cast(b, f64), name), dt)
+
+
 def _matmul_nd(a, b, name: str):
     """numpy.matmul of operands of at least 2 dimensions (1-D ones are promoted by the caller)."""
     sa, sb = _shape(a), _shape(b)
@@ -129,19 +139,19 @@ def _matmul_nd(a, b, name: str):
         raise ShapeError(f"np.{name}: the batch dimensions of operands with shapes {sa} and "
                          f"{sb} do not broadcast (at {user_frame()})") from None
     if len(sa) == 2 and len(sb) == 2:
-        return _matmul(a, b, name)
+        return _mm(a, b, name)
     if _prod(sb[:-2]) == 1:
         # One matrix on the right: a single 2-D product of the stacked rows of `a`.
         a2 = reshape(broadcast_to(a, batch + (n, k)) if len(sa) - 2 < len(batch) else a,
                      (_prod(batch) * n, k))
-        out = _matmul(a2, reshape(b, (k, m)), name)
+        out = _mm(a2, reshape(b, (k, m)), name)
         return reshape(out, batch + (n, m))
     if _prod(sa[:-2]) == 1:
         # One matrix on the left: a @ [b_1 ... b_B] as one product with the columns side by side.
         bb = broadcast_to(b, batch + (k, m))
         nb = len(batch)
         cols = reshape(transpose(bb, (nb,) + tuple(range(nb)) + (nb + 1,)), (k, _prod(batch) * m))
-        out = reshape(_matmul(reshape(a, (n, k)), cols, name), (n,) + batch + (m,))
+        out = reshape(_mm(reshape(a, (n, k)), cols, name), (n,) + batch + (m,))
         return transpose(out, tuple(range(1, nb + 1)) + (0, nb + 1))
     a3 = reshape(broadcast_to(a, batch + (n, k)), (_prod(batch), n, k))
     b3 = reshape(broadcast_to(b, batch + (k, m)), (_prod(batch), k, m))
@@ -162,7 +172,7 @@ def matmul(a, b):
             raise ShapeError(f"np.matmul: operands with shapes {sa} and {sb} are not aligned: "
                              f"{sa[-1]} (dim {len(sa) - 1} of the first) != {sb[0]} (dim 0 of "
                              f"the second) (at {user_frame()})")
-        return _matmul(a, b, "matmul")
+        return _mm(a, b, "matmul")
     if len(sa) == 1:
         return reshape(_matmul_nd(reshape(a, (1,) + sa), b, "matmul"),
                        _onp.broadcast_shapes(sb[:-2]) + sb[-1:])
@@ -185,7 +195,7 @@ def dot(a, b):
         if sa[-1] != sb[0]:
             raise ShapeError(f"np.dot: shapes {sa} and {sb} are not aligned: {sa[-1]} (dim "
                              f"{len(sa) - 1}) != {sb[0]} (dim 0) (at {user_frame()})")
-        return _matmul(a, b, "dot")
+        return _mm(a, b, "dot")
     axis_b = 0 if len(sb) == 1 else len(sb) - 2
     if sa[-1] != sb[axis_b]:
         raise ShapeError(f"np.dot: shapes {sa} and {sb} are not aligned: {sa[-1]} (dim "
@@ -204,7 +214,7 @@ def _tensordot(a, b, axes_a, axes_b, name):
         return multiply(reshape(a, sa + (1,) * len(sb)), reshape(b, (1,) * len(sa) + sb))
     a2 = reshape(transpose(a, free_a + list(axes_a)), (_prod(shape_a), k))
     b2 = reshape(transpose(b, list(axes_b) + free_b), (k, _prod(shape_b)))
-    return reshape(_matmul(a2, b2, name), shape_a + shape_b)
+    return reshape(_mm(a2, b2, name), shape_a + shape_b)
 
 
 def _axis_list(ax, ndim, name):
@@ -545,7 +555,7 @@ def _contract(a, la, b, lb, keep, sizes):
     b3 = reshape(b3, (B, N, K) if tb else (B, K, N))
     if B == 1:
         a2, b2 = reshape(a3, _shape(a3)[1:]), reshape(b3, _shape(b3)[1:])
-        out = _matmul(transpose(a2) if ta else a2, transpose(b2) if tb else b2, "einsum")
+        out = _mm(transpose(a2) if ta else a2, transpose(b2) if tb else b2, "einsum")
     else:
         out = _bmm(a3, b3, ta=ta, tb=tb)
     return reshape(out, tuple(sizes[c] for c in out_letters)), out_letters

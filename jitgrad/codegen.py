@@ -328,8 +328,13 @@ class KernelWriter:
         elif stmt.prim is Prim.slice:
             rhs = f"{x.name}[{', '.join(map(_slice_code, numpy_index(stmt.params['index'])))}]"
         elif stmt.prim is Prim.matmul:
-            a, b = (self._float(v, stmt.out.dtype) for v in stmt.inputs)
-            rhs = f"runtime.matmul({a}, {b})"
+            dtype = stmt.out.dtype
+            if dtype.kind in "biu":  # BLAS has no integer product: float64, cast back
+                a, b = (self._float(v, np.dtype(np.float64)) for v in stmt.inputs)
+                rhs = f"runtime.matmul({a}, {b}).astype({dtype_code(dtype)})"
+            else:
+                a, b = (self._float(v, dtype) for v in stmt.inputs)
+                rhs = f"runtime.matmul({a}, {b})"
         elif stmt.prim is Prim.full:
             p = stmt.params
             shape, dt = shape_code(p["shape"]), dtype_code(p["dtype"])

@@ -214,3 +214,18 @@ def test_sum_of_small_integers_widens_as_numpy_does():
     text = str(jitgrad.explain(lambda x, a: np.sum(x * np.sum(a)), 1.0, a))
     assert "x2:i64[] = reduce_sum" in text, text
     assert grad(lambda x, a: np.sum(x * np.sum(a)))(1.0, a) == 6.0
+
+
+def test_integer_matrix_products_compile():
+    from jitgrad.primitives import Prim
+    from jitgrad.trace import bind
+
+    def f(x):
+        k = x.astype(numpy.int64)
+        return np.sum(bind(Prim.matmul, k, k.T) * x[0, 0])
+
+    x = numpy.full((2, 3), 2.0)
+    # d/dx00 of x00 * sum(k k^T) with k fixed (integers carry no gradient): sum(k k^T) = 48
+    expected = numpy.zeros((2, 3))
+    expected[0, 0] = 48.0
+    numpy.testing.assert_array_equal(grad(f)(x), expected)

@@ -138,8 +138,11 @@ def elementwise_grad(fun, argnum=0):
 
 
 def jacobian(fun, argnum=0):
-    """autograd's `jacobian`: the array of shape `out.shape + x.shape` of partial derivatives,
-    computed with one call of a compiled vector-Jacobian product per output element.
+    """autograd's `jacobian`: the array of shape `out.shape + x.shape` of partial derivatives.
+    By rows (one call of a compiled vector-Jacobian product per output element) or, when the
+    argument has fewer elements than the output, by columns (one call of a compiled
+    Jacobian-vector product per input element, see `make_jvp`), as JAX's jacrev/jacfwd.  A
+    function returning a tuple/list/dict gives a tuple/list/dict of Jacobians.
 
     >>> import jitgrad.numpy as np
     >>> jacobian(lambda x: x ** 2)(np.array([1.0, 3.0]))
@@ -158,6 +161,10 @@ def jacobian(fun, argnum=0):
             raise TracingError("jacobian inside a traced function is not supported yet")
         in_shape = np.shape(args[argnum])
         shapes = [np.shape(a) for a in outs]
+        n_in = int(np.prod(in_shape, dtype=np.int64))
+        n_out = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
+        if isinstance(args[argnum], (float, int, np.ndarray, np.number)) and n_in < n_out:
+            return _jacobian_by_columns(fun, argnum, args, kwargs, tree, shapes, in_shape)
         jacobians = []
         for k, out_shape in enumerate(shapes):  # a tree of outputs: a tree of Jacobians
             rows = []
@@ -172,6 +179,46 @@ def jacobian(fun, argnum=0):
         return unflatten(tree, iter(jacobians))
 
     return functools.update_wrapper(jac, fun)
+
+
+def _jacobian_by_columns(fun, argnum, args, kwargs, tree, shapes, in_shape):
+    jvp = _JVPS.get(fun, argnum)(*args, **kwargs)
+    n_in = int(np.prod(in_shape, dtype=np.int64))
+    columns: list[list] = [[] for _ in shapes]
+    for j in range(n_in):
+        tangent = np.zeros(in_shape) if in_shape else 1.0
+        if in_shape:
+            tangent.flat[j] = 1.0
+        leaves: list = []
+        flatten(jvp(tangent)[1], leaves)
+        for k, leaf in enumerate(leaves):
+            columns[k].append(np.asarray(leaf, dtype=float))
+    jacobians = [np.moveaxis(np.array(cols), 0, -1).reshape(s + in_shape)
+                 for cols, s in zip(columns, shapes)]
+    return unflatten(tree, iter(jacobians))
+
+
+class _JvpCache:
+    """make_jvp(fun, argnum) per function, so that its kernel is compiled once."""
+
+    def __init__(self):
+        self._makers: dict = {}
+
+    def get(self, fun, argnum):
+        from .operators import make_jvp
+
+        key = (id(fun), argnum)
+        entry = self._makers.get(key)
+        if entry is None or entry[0]() is not fun:
+            try:
+                ref = weakref.ref(fun)
+            except TypeError:
+                return make_jvp(fun, argnum)
+            entry = self._makers[key] = (ref, make_jvp(fun, argnum))
+        return entry[1]
+
+
+_JVPS = _JvpCache()
 
 
 def hessian(fun, argnum=0):

@@ -61,3 +61,21 @@ def test_make_vjp_of_a_tree_inside_a_trace():
     eps = 1e-6
     numeric = [(outer(x + eps * e) - outer(x - eps * e)) / (2 * eps) for e in numpy.eye(3)]
     numpy.testing.assert_allclose(g, numeric, rtol=1e-6)
+
+
+def test_jacobian_by_columns_when_the_input_is_smaller():
+    # 2 inputs, 6 outputs: two compiled JVP calls instead of six VJP calls; the same numbers.
+    autograd = pytest.importorskip("autograd")
+    anp = pytest.importorskip("autograd.numpy")
+
+    def make(np):
+        return lambda x: np.reshape(np.outer(np.sin(x), numpy.arange(3.0) + 1) * np.sum(x ** 2), (-1,))
+
+    y = numpy.array([0.3, -0.7])
+    numpy.testing.assert_allclose(jitgrad.jacobian(make(np))(y),
+                                  autograd.jacobian(make(anp))(y), rtol=1e-14)
+    tree = jitgrad.jacobian(lambda x: (np.sin(x) * 3, {"a": np.cos(x[0]) * numpy.ones(4)}))(y)
+    numpy.testing.assert_allclose(tree[0], numpy.diag(3 * numpy.cos(y)))
+    numpy.testing.assert_allclose(tree[1]["a"], [[-numpy.sin(y[0]), 0.0]] * 4)
+    numpy.testing.assert_allclose(jitgrad.jacobian(lambda s: np.sin(s) * numpy.arange(3.0))(0.5),
+                                  numpy.cos(0.5) * numpy.arange(3.0))

@@ -11,7 +11,9 @@ The functions live in one file per family; this module only gathers them:
                     basic indexing, 2-D matrix products (the core primitives, one to one)
     _ufuncs.py      the rest of NumPy's elementwise functions
     _reductions.py  prod, var, std, cumsum, average, ...
-    _shapes.py      concatenate, stack, split, tile, pad, roll, flip, sort, ...
+    _arrays.py      array of traced lists, concatenate, stack, split, tile, roll, flip, ...,
+                    and indexing with integer arrays and boolean masks (gather, scatter-add)
+    _shapes.py      more shape functions (pad, sort, ...), overriding _arrays' where both
     _indexing.py    integer-array and boolean-mask indexing (gather, and scatter-add adjoints)
     _products.py    einsum, tensordot, batched matmul, outer, kron, trace, diag, ...
     linalg.py, fft.py, random.py   the submodules of the same names
@@ -24,7 +26,7 @@ import numpy as _onp
 from ._base import SUPPORTED, _getitem  # noqa: F401  (Tracer.__getitem__ calls _getitem)
 from ._fallback import module_getattr as _module_getattr
 
-for _family in ("_ufuncs", "_reductions", "_shapes", "_indexing", "_products"):
+for _family in ("_ufuncs", "_reductions", "_arrays", "_shapes", "_indexing", "_products"):
     try:
         _importlib.import_module(f"{__name__}.{_family}")
     except ModuleNotFoundError as _e:

@@ -271,7 +271,8 @@ def _getitem(x: Tracer, index):
     """Basic indexing of a traced array: ints, slices, None and Ellipsis."""
     items = index if isinstance(index, tuple) else (index,)
     if any(isinstance(i, (list, _onp.ndarray, Tracer)) for i in items):
-        advanced = sys.modules.get("jitgrad.numpy._indexing")
+        advanced = sys.modules.get("jitgrad.numpy._indexing") or sys.modules.get(
+            "jitgrad.numpy._arrays")
         if advanced is not None:  # integer arrays, lists, boolean masks: a gather
             return advanced.getitem(x, index)
     for i in items:

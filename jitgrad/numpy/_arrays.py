@@ -1,0 +1,526 @@
+"""Building and rearranging arrays: `array`/`asarray` of (nested) lists of traced values,
+`concatenate`, `stack` and its variants, `split`, `expand_dims`, `squeeze`, `ravel`, `flip`,
+`roll`, `tile`, `repeat`, `moveaxis`, `swapaxes`, `atleast_*d`; and indexing with integer
+arrays, lists and boolean masks (a gather, whose adjoint is a scatter-add).
+
+Everything but the gather is composed from core primitives: a concatenation writes each piece
+into its span of a new array (`add_into`, whose adjoint is a slice), so pieces and their
+adjoints fuse into the loops around them.  (`_shapes.py`, loaded after this file, may override
+any of these with a more complete version.)
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import numba
+import numpy as _onp
+
+from ..errors import ShapeError, TracingError
+from ..ir import Span
+from ..ops import apply, call_op, export
+from ..primitives import Prim
+from ..trace import Tracer, bind, full, user_frame
+from . import _base as jnp
+
+
+def _export(fn, *names):
+    return export("numpy", *names)(fn)
+
+
+def _traced(*values) -> bool:
+    return builtins.any(isinstance(v, Tracer) for v in values)
+
+
+def _dtype(x):
+    return x.dtype if isinstance(x, Tracer) else _onp.result_type(x)
+
+
+def _ndim(x) -> int:
+    return x.ndim if isinstance(x, Tracer) else _onp.ndim(x)
+
+
+# ------------------------------------------------------------------------------------------------
+# Joining
+# ------------------------------------------------------------------------------------------------
+
+
+@_export
+def concatenate(arrays, axis=0, dtype=None):
+    """numpy.concatenate (axis=None flattens first)."""
+    arrays = list(arrays)
+    if not _traced(*arrays):
+        return _onp.concatenate(arrays, axis=axis, dtype=dtype)
+    if axis is None:
+        arrays, axis = [ravel(a) for a in arrays], 0
+    if not arrays:
+        raise ShapeError("np.concatenate: need at least one array to concatenate")
+    shapes = [jnp._shape(a) for a in arrays]
+    nd = len(shapes[0])
+    if nd == 0:
+        raise ShapeError(f"np.concatenate: zero-dimensional arrays cannot be concatenated "
+                         f"(at {user_frame()})")
+    if not -nd <= axis < nd:
+        raise ShapeError(f"np.concatenate: axis {axis} is out of bounds for arrays of "
+                         f"dimension {nd} (at {user_frame()})")
+    axis %= nd
+    for s in shapes:
+        if len(s) != nd or builtins.any(a != b for d, (a, b) in enumerate(zip(s, shapes[0]))
+                                        if d != axis):
+            listed = ", ".join(str(tuple(t)) for t in shapes)
+            raise ShapeError(f"np.concatenate: the arrays' shapes {listed} differ outside axis "
+                             f"{axis} (at {user_frame()})")
+    result_dtype = _onp.dtype(dtype) if dtype is not None else _onp.result_type(
+        *[_dtype(a) for a in arrays])
+    out_shape = list(shapes[0])
+    out_shape[axis] = builtins.sum(s[axis] for s in shapes)
+    out, start = full(tuple(out_shape), 0, result_dtype), 0
+    for a, s in zip(arrays, shapes):
+        if s[axis]:
+            if not isinstance(a, Tracer):
+                a = _onp.asarray(a, dtype=result_dtype)
+            elif a.dtype != result_dtype:
+                a = a.astype(result_dtype)
+            index = tuple(Span(start, 1, n) if d == axis else Span(0, 1, n)
+                          for d, n in enumerate(s))
+            out = bind(Prim.add_into, out, a, index=index)
+        start += s[axis]
+    return out
+
+
+@_export
+def stack(arrays, axis=0):
+    """numpy.stack."""
+    arrays = list(arrays)
+    if not _traced(*arrays):
+        return _onp.stack(arrays, axis=axis)
+    shapes = {tuple(jnp._shape(a)) for a in arrays}
+    if len(shapes) != 1:
+        raise ShapeError(f"np.stack: all input arrays must have the same shape, got "
+                         f"{sorted(shapes)} (at {user_frame()})")
+    nd = len(shapes.pop()) + 1
+    if not -nd <= axis < nd:
+        raise ShapeError(f"np.stack: axis {axis} is out of bounds for the result's {nd} "
+                         f"dimensions (at {user_frame()})")
+    return concatenate([expand_dims(a, axis % nd) for a in arrays], axis=axis % nd)
+
+
+@_export
+def hstack(tup):
+    """numpy.hstack."""
+    arrays = [atleast_1d(a) for a in tup]
+    return concatenate(arrays, axis=0 if _ndim(arrays[0]) == 1 else 1)
+
+
+@_export
+def vstack(tup):
+    """numpy.vstack (and row_stack)."""
+    return concatenate([atleast_2d(a) for a in tup], axis=0)
+
+
+row_stack = _export(vstack, "row_stack")
+
+
+@_export
+def dstack(tup):
+    """numpy.dstack."""
+    return concatenate([atleast_3d(a) for a in tup], axis=2)
+
+
+@_export
+def column_stack(tup):
+    """numpy.column_stack."""
+    arrays = [jnp.reshape(a, (-1, 1)) if _ndim(a) < 2 else a for a in tup]
+    return concatenate(arrays, axis=1)
+
+
+@_export
+def append(arr, values, axis=None):
+    """numpy.append."""
+    if axis is None:
+        return concatenate([ravel(arr), ravel(values)])
+    return concatenate([arr, values], axis=axis)
+
+
+def _nested(obj) -> bool:
+    return isinstance(obj, (list, tuple)) and builtins.any(
+        isinstance(x, Tracer) or _nested(x) for x in obj)
+
+
+def _build(obj, dtype):
+    if isinstance(obj, (list, tuple)):
+        if not obj:
+            return _onp.zeros((0,), dtype or _onp.float64)
+        return stack([_build(x, dtype) for x in obj])
+    if isinstance(obj, Tracer):
+        return obj if dtype is None or obj.dtype == dtype else obj.astype(dtype)
+    return _onp.asarray(obj, dtype=dtype)
+
+
+@_export
+def array(obj, dtype=None, copy=True, ndmin=0):
+    """numpy.array, also of (nested) lists and tuples of traced values and numbers."""
+    if isinstance(obj, Tracer) or _nested(obj):
+        out = _build(obj, None if dtype is None else _onp.dtype(dtype))
+        while _ndim(out) < ndmin:
+            out = expand_dims(out, 0)
+        return out
+    return _onp.array(obj, dtype=dtype, copy=copy, ndmin=ndmin)
+
+
+@_export
+def asarray(a, dtype=None, order=None):
+    """numpy.asarray, also of (nested) lists and tuples of traced values."""
+    if isinstance(a, Tracer) or _nested(a):
+        return array(a, dtype=dtype)
+    return _onp.asarray(a, dtype=dtype, order=order)
+
+
+# ------------------------------------------------------------------------------------------------
+# Shapes
+# ------------------------------------------------------------------------------------------------
+
+
+def _axis(axis, nd, name):
+    if not -nd <= axis < nd:
+        raise ShapeError(f"np.{name}: axis {axis} is out of bounds for an array of dimension "
+                         f"{nd} (at {user_frame()})")
+    return axis % nd
+
+
+@_export
+def expand_dims(a, axis):
+    """numpy.expand_dims (axis an int or a tuple)."""
+    if not isinstance(a, Tracer):
+        return _onp.expand_dims(a, axis)
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    nd = a.ndim + len(axes)
+    axes = sorted(_axis(x, nd, "expand_dims") for x in axes)
+    shape = list(a.shape)
+    for x in axes:
+        shape.insert(x, 1)
+    return jnp.reshape(a, tuple(shape))
+
+
+@_export
+def squeeze(a, axis=None):
+    """numpy.squeeze (axis None, an int or a tuple)."""
+    if not isinstance(a, Tracer):
+        return _onp.squeeze(a, axis)
+    if axis is None:
+        axes = {d for d, n in enumerate(a.shape) if n == 1}
+    else:
+        axes = {_axis(x, a.ndim, "squeeze") for x in (axis if isinstance(axis, tuple)
+                                                     else (axis,))}
+        for x in axes:
+            if a.shape[x] != 1:
+                raise ShapeError(f"np.squeeze: cannot select an axis to squeeze out which has "
+                                 f"size not equal to one (axis {x} of shape {a.shape})")
+    return jnp.reshape(a, tuple(n for d, n in enumerate(a.shape) if d not in axes))
+
+
+@_export
+def ravel(a, order="C"):
+    """numpy.ravel (C or F order)."""
+    if not isinstance(a, Tracer):
+        return _onp.ravel(a, order=order)
+    return jnp.reshape(a, (-1,), order=order)
+
+
+flatten = ravel  # the method x.flatten()
+_export(ravel, "ravel", "flatten")
+
+
+@_export
+def atleast_1d(*arys):
+    """numpy.atleast_1d."""
+    out = [jnp.reshape(a, (1,)) if _ndim(a) == 0 else a for a in arys]
+    return out[0] if len(out) == 1 else out
+
+
+@_export
+def atleast_2d(*arys):
+    """numpy.atleast_2d."""
+    out = []
+    for a in arys:
+        nd = _ndim(a)
+        out.append(jnp.reshape(a, (1,) * (2 - nd) + tuple(jnp._shape(a))) if nd < 2 else a)
+    return out[0] if len(out) == 1 else out
+
+
+@_export
+def atleast_3d(*arys):
+    """numpy.atleast_3d (a 1-D array becomes (1, n, 1), a 2-D one (m, n, 1))."""
+    out = []
+    for a in arys:
+        shape, nd = tuple(jnp._shape(a)), _ndim(a)
+        new = {0: (1, 1, 1), 1: (1,) + shape + (1,), 2: shape + (1,)}.get(nd, shape)
+        out.append(jnp.reshape(a, new) if nd < 3 else a)
+    return out[0] if len(out) == 1 else out
+
+
+@_export
+def moveaxis(a, source, destination):
+    """numpy.moveaxis."""
+    if not isinstance(a, Tracer):
+        return _onp.moveaxis(a, source, destination)
+    src = [_axis(s, a.ndim, "moveaxis") for s in (source if isinstance(source, (tuple, list))
+                                                  else (source,))]
+    dst = [_axis(s, a.ndim, "moveaxis") for s in (destination if isinstance(
+        destination, (tuple, list)) else (destination,))]
+    order = [d for d in range(a.ndim) if d not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return jnp.transpose(a, tuple(order))
+
+
+@_export
+def swapaxes(a, axis1, axis2):
+    """numpy.swapaxes."""
+    if not isinstance(a, Tracer):
+        return _onp.swapaxes(a, axis1, axis2)
+    perm = list(range(a.ndim))
+    i, j = _axis(axis1, a.ndim, "swapaxes"), _axis(axis2, a.ndim, "swapaxes")
+    perm[i], perm[j] = perm[j], perm[i]
+    return jnp.transpose(a, tuple(perm))
+
+
+@_export
+def rollaxis(a, axis, start=0):
+    """numpy.rollaxis."""
+    if not isinstance(a, Tracer):
+        return _onp.rollaxis(a, axis, start)
+    axis = _axis(axis, a.ndim, "rollaxis")
+    start = start % (a.ndim + 1) if start < 0 else start
+    if axis < start:
+        start -= 1
+    return moveaxis(a, axis, start)
+
+
+@_export
+def flip(m, axis=None):
+    """numpy.flip (axis None, an int or a tuple)."""
+    if not isinstance(m, Tracer):
+        return _onp.flip(m, axis)
+    axes = range(m.ndim) if axis is None else [
+        _axis(x, m.ndim, "flip") for x in (axis if isinstance(axis, tuple) else (axis,))]
+    index = [slice(None)] * m.ndim
+    for x in axes:
+        index[x] = slice(None, None, -1)
+    return m[tuple(index)]
+
+
+@_export
+def fliplr(m):
+    """numpy.fliplr."""
+    return flip(m, 1)
+
+
+@_export
+def flipud(m):
+    """numpy.flipud."""
+    return flip(m, 0)
+
+
+@_export
+def roll(a, shift, axis=None):
+    """numpy.roll (shift and axis ints or tuples; axis None rolls the flattened array)."""
+    if not isinstance(a, Tracer):
+        return _onp.roll(a, shift, axis)
+    if axis is None:
+        return jnp.reshape(roll(ravel(a), shift, 0), a.shape)
+    shifts = shift if isinstance(shift, tuple) else (shift,)
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    if len(shifts) == 1:
+        shifts = shifts * len(axes)
+    for s, x in zip(shifts, axes):
+        x = _axis(x, a.ndim, "roll")
+        n = a.shape[x]
+        s = int(s) % n if n else 0
+        if s:
+            head = [slice(None)] * a.ndim
+            tail = [slice(None)] * a.ndim
+            head[x], tail[x] = slice(n - s, None), slice(None, n - s)
+            a = concatenate([a[tuple(head)], a[tuple(tail)]], axis=x)
+    return a
+
+
+@_export
+def tile(A, reps):
+    """numpy.tile."""
+    if not isinstance(A, Tracer):
+        return _onp.tile(A, reps)
+    reps = (reps,) if isinstance(reps, (int, _onp.integer)) else tuple(reps)
+    nd = builtins.max(len(reps), A.ndim)
+    reps = (1,) * (nd - len(reps)) + reps
+    a = jnp.reshape(A, (1,) * (nd - A.ndim) + A.shape)
+    # (r0, n0, r1, n1, ...) by broadcasting, then merged pairwise
+    spread = jnp.reshape(a, tuple(x for n in a.shape for x in (1, n)))
+    big = jnp.broadcast_to(spread, tuple(x for r, n in zip(reps, a.shape) for x in (r, n)))
+    return jnp.reshape(big, tuple(r * n for r, n in zip(reps, a.shape)))
+
+
+@_export
+def repeat(a, repeats, axis=None):
+    """numpy.repeat with an int `repeats` (or one per element, given concretely)."""
+    if not isinstance(a, Tracer):
+        return _onp.repeat(a, repeats, axis)
+    if axis is None:
+        a, axis = ravel(a), 0
+    axis = _axis(axis, a.ndim, "repeat")
+    if isinstance(repeats, (int, _onp.integer)):
+        shape = a.shape
+        spread = jnp.reshape(a, shape[:axis + 1] + (1,) + shape[axis + 1:])
+        big = jnp.broadcast_to(spread, shape[:axis + 1] + (int(repeats),) + shape[axis + 1:])
+        return jnp.reshape(big, shape[:axis] + (shape[axis] * int(repeats),) + shape[axis + 1:])
+    counts = _onp.asarray(repeats)
+    index = [slice(None)] * a.ndim
+    index[axis] = _onp.repeat(_onp.arange(a.shape[axis]), counts)
+    return a[tuple(index)]
+
+
+def _sections(n, indices_or_sections, name, even):
+    if isinstance(indices_or_sections, (int, _onp.integer)):
+        k = int(indices_or_sections)
+        if even and n % k:
+            raise ShapeError(f"np.{name}: array split does not result in an equal division "
+                             f"({n} into {k})")
+        sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
+        return _onp.cumsum([0] + sizes).tolist()
+    return [0] + [int(i) for i in indices_or_sections] + [n]
+
+
+@_export
+def split(ary, indices_or_sections, axis=0):
+    """numpy.split."""
+    return _split(ary, indices_or_sections, axis, "split", True)
+
+
+@_export
+def array_split(ary, indices_or_sections, axis=0):
+    """numpy.array_split."""
+    return _split(ary, indices_or_sections, axis, "array_split", False)
+
+
+def _split(ary, indices_or_sections, axis, name, even):
+    if not isinstance(ary, Tracer):
+        return getattr(_onp, name)(ary, indices_or_sections, axis)
+    axis = _axis(axis, ary.ndim, name)
+    n = ary.shape[axis]
+    bounds = _sections(n, indices_or_sections, name, even)
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        index = [slice(None)] * ary.ndim
+        index[axis] = slice(builtins.min(lo, n), builtins.min(builtins.max(hi, lo), n))
+        out.append(ary[tuple(index)])
+    return out
+
+
+@_export
+def hsplit(ary, indices_or_sections):
+    """numpy.hsplit."""
+    return split(ary, indices_or_sections, 1 if _ndim(ary) > 1 else 0)
+
+
+@_export
+def vsplit(ary, indices_or_sections):
+    """numpy.vsplit."""
+    return split(ary, indices_or_sections, 0)
+
+
+@_export
+def dsplit(ary, indices_or_sections):
+    """numpy.dsplit."""
+    return split(ary, indices_or_sections, 2)
+
+
+# ------------------------------------------------------------------------------------------------
+# Indexing with integer arrays and boolean masks: a gather, and its adjoint a scatter-add
+# ------------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_kernel(x, positions):
+    flat = x.reshape(-1) if x.flags.c_contiguous else x.copy().reshape(-1)
+    where = positions.reshape(-1)
+    out = _onp.empty(where.size, x.dtype)
+    for i in range(where.size):
+        out[i] = flat[where[i]]
+    return out.reshape(positions.shape)
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter_add_kernel(g, positions, base):
+    out = base.copy()
+    flat = out.reshape(-1)
+    where = positions.reshape(-1)
+    values = g.reshape(-1) if g.flags.c_contiguous else g.copy().reshape(-1)
+    for i in range(where.size):
+        flat[where[i]] += values[i]
+    return out
+
+
+def _gather_vjp(g, ans, x, positions):
+    return apply(scatter_add, g, positions, full(x.shape, 0.0, g.dtype))
+
+
+gather = call_op(
+    "gather", numpy=lambda x, positions: _onp.asarray(x).reshape(-1)[positions],
+    kernel=_gather_kernel, shape=lambda x, positions: [(positions.shape, x.dtype)],
+    vjp=(_gather_vjp, None))
+
+
+def _scatter_numpy(g, positions, base):
+    out = _onp.array(base, copy=True)
+    _onp.add.at(out.reshape(-1), positions, g)
+    return out
+
+
+scatter_add = call_op(
+    "scatter_add", numpy=_scatter_numpy, kernel=_scatter_add_kernel,
+    shape=lambda g, positions, base: [(base.shape, base.dtype)],
+    vjp=(lambda g, ans, update, positions, base: apply(gather, g, positions), None,
+         lambda g, ans, update, positions, base: g))
+
+
+def _kind(i) -> str:
+    a = _onp.asarray(i) if not isinstance(i, Tracer) else i
+    if a.dtype.kind == "b":
+        return f"a boolean mask of shape {tuple(a.shape)}"
+    return f"an integer array of shape {tuple(a.shape)}"
+
+
+def getitem(x: Tracer, index):
+    """x[index] with integer arrays, lists or boolean masks among the index items (and ints,
+    slices, None, Ellipsis), exactly as NumPy indexes: the positions are computed by NumPy
+    from the (concrete) index, and gathered."""
+    items = index if isinstance(index, tuple) else (index,)
+    concrete = []
+    for i in items:
+        if isinstance(i, Tracer):
+            value = i._known()
+            if value is None:
+                raise TracingError(
+                    f"indexing a traced array with {_kind(i)} computed from traced values (at "
+                    f"{user_frame()}) is not supported yet; index with a NumPy array, or use "
+                    f"np.where(mask, x, 0)")
+            i = value
+        elif isinstance(i, list):
+            i = _onp.asarray(i)
+            if i.dtype.kind not in "biu":
+                raise TracingError(f"an index list of {i.dtype} values (at {user_frame()}): "
+                                   f"indices must be integers or booleans")
+        if isinstance(i, _onp.ndarray) and i.dtype.kind not in "biu":
+            raise TracingError(f"an index array of dtype {i.dtype} (at {user_frame()}): "
+                               f"indices must be integers or booleans")
+        concrete.append(i)
+    key = tuple(concrete) if isinstance(index, tuple) else concrete[0]
+    try:
+        positions = _onp.arange(x.size, dtype=_onp.int64).reshape(x.shape)[key]
+    except IndexError as e:
+        kinds = ", ".join(_kind(i) for i in concrete if isinstance(i, _onp.ndarray))
+        raise ShapeError(f"indexing a traced array of shape {x.shape} with {kinds}: {e} "
+                         f"(at {user_frame()})") from None
+    if positions.ndim == 0:  # kernels take 0-d values as scalars: gather one, then reshape
+        return jnp.reshape(apply(gather, x, positions.reshape(1)), ())
+    return apply(gather, x, _onp.ascontiguousarray(positions))

@@ -1,0 +1,95 @@
+"""Building and rearranging arrays, and indexing with integer arrays and masks
+(jitgrad/numpy/_arrays.py), against autograd's values and gradients."""
+
+import numpy
+import pytest
+
+import jitgrad
+import jitgrad.numpy as np
+from jitgrad import ShapeError, TracingError
+
+try:  # works whether or not tests/ becomes a package
+    from .gradcheck import check_second_order
+except ImportError:
+    from gradcheck import check_second_order
+
+autograd = pytest.importorskip("autograd")
+anp = pytest.importorskip("autograd.numpy")
+
+rng = numpy.random.default_rng(0)
+X = rng.standard_normal((3, 4))
+IDX = numpy.array([2, 0, 2, 1])
+MASK = X[0] > 0
+
+CASES = {
+    "array": lambda np, x: np.sum(np.array([[x[0, 0], x[1, 1] * 2], [3.0, x[2, 3]]]) ** 2),
+    "asarray-tuple": lambda np, x: np.sum(np.asarray((x[0], x[1] * 2)) ** 2),
+    "concatenate": lambda np, x: np.sum(np.concatenate([x, x[:1] * 2], axis=0) ** 2 * 1.5),
+    "concatenate-1": lambda np, x: np.sum(np.concatenate([x, x ** 2], axis=-1) ** 2),
+    "stack": lambda np, x: np.sum(np.stack([x[0], x[1] ** 2], axis=1)
+                                  * np.arange(8.0).reshape(4, 2)),
+    "hstack-vstack": lambda np, x: np.sum(np.hstack([x, x]) ** 2)
+    + np.sum(np.vstack([x[0], x[1]]) ** 3),
+    "column-row": lambda np, x: np.sum(np.column_stack([x[0], x[1]]) ** 2)
+    + np.sum(np.row_stack([x[0], x[2]]) * 3),
+    "dstack": lambda np, x: np.sum(np.dstack([x, x * 2]) ** 2),
+    "gather": lambda np, x: np.sum(x[IDX] ** 2 * 1.1) + np.sum(x[:, IDX] * x[0]),
+    "mask": lambda np, x: np.sum(x[:, MASK] ** 2),
+    "mixed": lambda np, x: np.sum(x[[0, 2], 1:3] ** 2) + np.sum(x[1, [3, 3, 0]]),
+    "roll": lambda np, x: np.sum(np.roll(x, 1, axis=1) * x) + np.sum(np.roll(x, -2) * x),
+    "flip": lambda np, x: np.sum(np.fliplr(np.flipud(x)) * x ** 2),
+    "tile-repeat": lambda np, x: np.sum(np.tile(x[0], (2, 3)) ** 2)
+    + np.sum(np.repeat(x, 2, axis=0) ** 3),
+    "split": lambda np, x: np.sum(np.split(x, 2, axis=1)[1] ** 2)
+    + np.sum(np.array_split(x, 3)[2]),
+    "squeeze-expand": lambda np, x: np.sum(np.squeeze(np.expand_dims(x, 1)) ** 2
+                                           * np.ravel(x).reshape(3, 4)),
+    "moveaxis-swapaxes": lambda np, x: np.sum(np.moveaxis(x[None], 0, 2)[:, :, 0]
+                                              * np.swapaxes(x, 0, 1).T),
+    "atleast": lambda np, x: np.sum(np.atleast_2d(x[0]) ** 2) + np.sum(np.atleast_1d(x[0, 0])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_against_autograd(name):
+    f = CASES[name]
+    with jitgrad.execution("interpret"):
+        value, g = jitgrad.value_and_grad(lambda x: f(np, x))(X)
+    expected_value, expected = autograd.value_and_grad(lambda x: f(anp, x))(X)
+    assert value == pytest.approx(expected_value, rel=1e-13)
+    numpy.testing.assert_allclose(g, expected, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["array", "concatenate", "gather", "mask", "tile-repeat"])
+def test_compiled(name):
+    f = CASES[name]
+    value, g = jitgrad.value_and_grad(lambda x: f(np, x))(X)
+    expected_value, expected = autograd.value_and_grad(lambda x: f(anp, x))(X)
+    assert value == pytest.approx(expected_value, rel=1e-13)
+    numpy.testing.assert_allclose(g, expected, rtol=1e-13, atol=1e-14)
+
+
+def test_repeated_indices_accumulate_and_second_order():
+    x = numpy.array([1.0, 2.0, 3.0])
+    g = jitgrad.grad(lambda x: np.sum(x[[0, 0, 2, 0]] ** 2))(x)
+    numpy.testing.assert_array_equal(g, [6.0, 0.0, 6.0])
+    with jitgrad.execution("interpret"):
+        check_second_order(lambda x: np.sum(np.sin(x[[2, 0, 2]]) * x[[1, 1, 0]]), x)
+
+
+def test_index_errors_name_the_index_kind():
+    with pytest.raises(ShapeError, match="an integer array.*out of bounds"):
+        jitgrad.grad(lambda x: np.sum(x[numpy.array([0, 5])]))(numpy.ones(3))
+    with pytest.raises(ShapeError, match="a boolean mask of shape \\(2,\\)"):
+        jitgrad.grad(lambda x: np.sum(x[numpy.array([True, False])]))(numpy.ones(3))
+    with pytest.raises(TracingError, match="boolean mask of shape \\(3,\\) computed from traced"):
+        jitgrad.grad(lambda x: np.sum(x[x > 0]))(numpy.ones(3))
+    with pytest.raises(ShapeError, match="np.concatenate: the arrays' shapes"):
+        jitgrad.grad(lambda x: np.sum(np.concatenate([x, numpy.ones((2, 2))])))(numpy.ones(3))
+
+
+def test_inputs_are_not_modified():
+    x, idx = X.copy(), IDX.copy()
+    jitgrad.grad(lambda x: np.sum(x[idx] ** 2) + np.sum(np.concatenate([x, x])))(x)
+    numpy.testing.assert_array_equal(x, X)
+    numpy.testing.assert_array_equal(idx, IDX)

@@ -93,3 +93,56 @@ def test_inputs_are_not_modified():
     jitgrad.grad(lambda x: np.sum(x[idx] ** 2) + np.sum(np.concatenate([x, x])))(x)
     numpy.testing.assert_array_equal(x, X)
     numpy.testing.assert_array_equal(idx, IDX)
+
+
+try:  # works whether or not tests/ becomes a package
+    from .gradcheck import check_grads
+except ImportError:
+    from gradcheck import check_grads
+
+MORE = {
+    "rot90": lambda np, x: np.sum(np.rot90(x) * X.T) + np.sum(np.rot90(x, 3) * X.T ** 2)
+    + np.sum(np.rot90(x, 2) * X),
+    "diff": lambda np, x: np.sum(np.diff(x, axis=1) ** 2) + np.sum(np.diff(x, n=2, axis=0)),
+    "gradient": lambda np, x: np.sum(np.gradient(x, axis=1) ** 2),
+    "select": lambda np, x: np.sum(np.select([x > 0, x < -0.5], [x ** 2, x * 3], 1.0)),
+    "linspace": lambda np, x: np.sum(np.linspace(x[0, 0], x[1, 1], 5) ** 2),
+    "sort-last": lambda np, x: np.sum(np.sort(x[0]) * numpy.arange(4.0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE))
+def test_more_against_autograd(name):
+    f = MORE[name]
+    with jitgrad.execution("interpret"):
+        value, g = jitgrad.value_and_grad(lambda x: f(np, x))(X)
+    expected_value, expected = autograd.value_and_grad(lambda x: f(anp, x))(X)
+    assert value == pytest.approx(expected_value, rel=1e-13)
+    numpy.testing.assert_allclose(g, expected, rtol=1e-13, atol=1e-14)
+
+
+FINITE_DIFFERENCES = {  # where autograd has no rule (sort along axis 0, pad's other modes)
+    "sort-axes": lambda x: np.sum(np.sort(x, axis=1) * numpy.arange(4.0))
+    + np.sum(np.sort(x, axis=0)[0] ** 2),
+    "pad-modes": lambda x: np.sum(np.pad(x, ((1, 2), (0, 1))) ** 2)
+    + np.sum(np.pad(x, 1, mode="edge") * X[0, 0]) + np.sum(np.pad(x, 2, mode="reflect") ** 3)
+    + np.sum(np.pad(x, (1, 1), mode="wrap") * 2) + np.sum(np.pad(x, 1, mode="symmetric") ** 2),
+    "take": lambda x: np.sum(np.take(x, [3, 0, 0], axis=1) ** 2)
+    + np.sum(np.take_along_axis(x, numpy.argsort(X, axis=1), axis=1) * numpy.arange(4.0)),
+    "full": lambda x: np.sum(np.full((2, 3), x[0, 0]) * x[1, :3]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FINITE_DIFFERENCES))
+def test_against_finite_differences(name):
+    with jitgrad.execution("interpret"):
+        check_grads(FINITE_DIFFERENCES[name], X)
+
+
+def test_sort_compiled_and_argsort_has_no_gradient():
+    f = FINITE_DIFFERENCES["sort-axes"]
+    with jitgrad.execution("interpret"):
+        expected = jitgrad.grad(f)(X)
+    numpy.testing.assert_allclose(jitgrad.grad(f)(X), expected, rtol=1e-14)
+    g = jitgrad.grad(lambda x: np.sum(np.argsort(x) * x))(numpy.array([3.0, 1.0, 2.0]))
+    numpy.testing.assert_array_equal(g, [1.0, 2.0, 0.0])  # argsort is a constant

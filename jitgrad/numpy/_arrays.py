@@ -20,7 +20,8 @@ from ..errors import ShapeError, TracingError
 from ..ir import Span
 from ..ops import apply, call_op, export
 from ..primitives import Prim
-from ..trace import Tracer, bind, full, user_frame
+from ..trace import Tracer, bind, user_frame
+from ..trace import full as _zeros_ir
 from . import _base as jnp
 
 
@@ -74,7 +75,7 @@ def concatenate(arrays, axis=0, dtype=None):
         *[_dtype(a) for a in arrays])
     out_shape = list(shapes[0])
     out_shape[axis] = builtins.sum(s[axis] for s in shapes)
-    out, start = full(tuple(out_shape), 0, result_dtype), 0
+    out, start = _zeros_ir(tuple(out_shape), 0, result_dtype), 0
     for a, s in zip(arrays, shapes):
         if s[axis]:
             if not isinstance(a, Tracer):
@@ -461,7 +462,7 @@ def _scatter_add_kernel(g, positions, base):
 
 
 def _gather_vjp(g, ans, x, positions):
-    return apply(scatter_add, g, positions, full(x.shape, 0.0, g.dtype))
+    return apply(scatter_add, g, positions, _zeros_ir(x.shape, 0.0, g.dtype))
 
 
 gather = call_op(
@@ -524,3 +525,270 @@ def getitem(x: Tracer, index):
     if positions.ndim == 0:  # kernels take 0-d values as scalars: gather one, then reshape
         return jnp.reshape(apply(gather, x, positions.reshape(1)), ())
     return apply(gather, x, _onp.ascontiguousarray(positions))
+
+
+# ------------------------------------------------------------------------------------------------
+# Sorting: values and the permutation that sorts them; the adjoint scatters through it
+# ------------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def _sort_rows_kernel(x):
+    perm = _onp.empty(x.shape, _onp.int64)
+    out = _onp.empty_like(x)
+    for i in range(x.shape[0]):
+        p = _onp.argsort(x[i], kind="mergesort")
+        perm[i] = p
+        out[i] = x[i][p]
+    return out, perm
+
+
+def _sort_rows_numpy(x):
+    perm = _onp.argsort(x, axis=-1, kind="stable")
+    return _onp.take_along_axis(x, perm, axis=-1), perm
+
+
+def _sort_vjp(g, ans, x):
+    g_sorted, _ = g
+    _, perm = ans
+    rows, n = x.shape
+    # the element that went to position j of row i came from perm[i, j]
+    flat = perm + _onp.arange(rows, dtype=_onp.int64)[:, None] * n
+    return apply(scatter_add, g_sorted, flat, _zeros_ir(x.shape, 0.0, g_sorted.dtype))
+
+
+sort_rows = call_op(
+    "sort_rows", numpy=_sort_rows_numpy, kernel=_sort_rows_kernel,
+    shape=lambda x: [(x.shape, x.dtype), (x.shape, _onp.dtype(_onp.int64))],
+    vjp=(_sort_vjp,))
+
+
+def _along_last(a, axis, name, fn):
+    if axis is None:
+        a, axis = ravel(a), 0
+    axis = _axis(axis, a.ndim, name)
+    moved = moveaxis(a, axis, -1)
+    lead = moved.shape[:-1]
+    rows = jnp.reshape(moved, (int(_onp.prod(lead, dtype=_onp.int64)), moved.shape[-1]))
+    out = fn(rows)
+    return moveaxis(jnp.reshape(out, lead + (moved.shape[-1],)), -1, axis)
+
+
+@_export
+def sort(a, axis=-1, kind=None, order=None):
+    """numpy.sort (a stable sort; ties keep their order, so each gets its own gradient)."""
+    if not isinstance(a, Tracer):
+        return _onp.sort(a, axis=axis, kind=kind, order=order)
+    if a.dtype.kind == "c":
+        raise TracingError(f"np.sort of a complex traced array (at {user_frame()})")
+    return _along_last(a, axis, "sort", lambda rows: apply(sort_rows, rows)[0])
+
+
+@_export
+def argsort(a, axis=-1, kind=None, order=None):
+    """numpy.argsort (stable); an integer result, with no gradient."""
+    if not isinstance(a, Tracer):
+        return _onp.argsort(a, axis=axis, kind=kind, order=order)
+    return _along_last(a, axis, "argsort", lambda rows: apply(sort_rows, rows)[1])
+
+
+@_export
+def partition(a, kth, axis=-1, kind="introselect", order=None):
+    """numpy.partition, as a full sort (a valid partition: the kth element in place, smaller
+    before, larger after)."""
+    if not isinstance(a, Tracer):
+        return _onp.partition(a, kth, axis=axis, kind=kind, order=order)
+    return sort(a, axis=axis)
+
+
+# ------------------------------------------------------------------------------------------------
+# Compositions
+# ------------------------------------------------------------------------------------------------
+
+
+@_export
+def rot90(m, k=1, axes=(0, 1)):
+    """numpy.rot90."""
+    if not isinstance(m, Tracer):
+        return _onp.rot90(m, k, axes)
+    k %= 4
+    a0, a1 = axes
+    if k == 0:
+        return m
+    if k == 2:
+        return flip(flip(m, a0), a1)
+    perm = list(range(m.ndim))
+    perm[a0], perm[a1] = perm[a1], perm[a0]
+    if k == 1:
+        return jnp.transpose(flip(m, a1), tuple(perm))
+    return flip(jnp.transpose(m, tuple(perm)), a1)
+
+
+@_export
+def diff(a, n=1, axis=-1):
+    """numpy.diff (n-th differences along axis)."""
+    if not isinstance(a, Tracer):
+        return _onp.diff(a, n=n, axis=axis)
+    axis = _axis(axis, a.ndim, "diff")
+    for _ in range(n):
+        hi = [slice(None)] * a.ndim
+        lo = [slice(None)] * a.ndim
+        hi[axis], lo[axis] = slice(1, None), slice(None, -1)
+        a = a[tuple(hi)] - a[tuple(lo)]
+    return a
+
+
+@_export
+def gradient(f, *varargs, axis=None, edge_order=1):
+    """numpy.gradient with unit or scalar spacings and edge_order=1."""
+    if not isinstance(f, Tracer):
+        return _onp.gradient(f, *varargs, axis=axis, edge_order=edge_order)
+    if edge_order != 1:
+        raise TracingError("np.gradient: only edge_order=1 is supported on traced values")
+    axes = list(range(f.ndim)) if axis is None else (
+        [axis] if isinstance(axis, int) else list(axis))
+    spacings = list(varargs) if varargs else [1.0] * len(axes)
+    if len(spacings) == 1:
+        spacings = spacings * len(axes)
+    out = []
+    for x, h in zip(axes, spacings):
+        x = _axis(x, f.ndim, "gradient")
+
+        def part(s):
+            index = [slice(None)] * f.ndim
+            index[x] = s
+            return f[tuple(index)]
+
+        interior = (part(slice(2, None)) - part(slice(None, -2))) / (2.0 * h)
+        first = (part(slice(1, 2)) - part(slice(0, 1))) / h
+        last = (part(slice(-1, None)) - part(slice(-2, -1))) / h
+        out.append(concatenate([first, interior, last], axis=x))
+    return out[0] if len(out) == 1 else out
+
+
+@_export
+def select(condlist, choicelist, default=0):
+    """numpy.select: the first true condition's choice, elementwise."""
+    if not _traced(*condlist, *choicelist, default):
+        return _onp.select(condlist, choicelist, default)
+    out = default
+    for cond, choice in reversed(list(zip(condlist, choicelist))):
+        out = jnp.where(cond, choice, out)
+    return out
+
+
+@_export
+def full(shape, fill_value, dtype=None, order="C"):
+    """numpy.full (a traced fill value broadcast to the shape)."""
+    if not isinstance(fill_value, Tracer):
+        return _onp.full(shape, fill_value, dtype=dtype, order=order)
+    shape = (shape,) if isinstance(shape, (int, _onp.integer)) else tuple(shape)
+    value = fill_value if dtype is None else fill_value.astype(dtype)
+    return jnp.broadcast_to(value, shape)
+
+
+@_export
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    """numpy.linspace with traced start and stop (scalars or arrays)."""
+    if not _traced(start, stop):
+        return _onp.linspace(start, stop, num, endpoint, retstep, dtype, axis)
+    div = (num - 1) if endpoint else num
+    steps = _onp.arange(num, dtype=float) / (div if div > 0 else 1)
+    shape = jnp._shape(start) if _ndim(start) >= _ndim(stop) else jnp._shape(stop)
+    grid = jnp.reshape(steps, (num,) + (1,) * len(shape))
+    out = start + (stop - start) * grid
+    if endpoint and num > 1:
+        out = concatenate([out[:-1], jnp.reshape(jnp.broadcast_to(stop, shape) * 1.0,
+                                                 (1,) + tuple(shape))], axis=0)
+    if axis != 0:
+        out = moveaxis(out, 0, axis)
+    step = (stop - start) / div if div > 0 else float("nan")
+    return (out, step) if retstep else out
+
+
+@_export
+def pad(array, pad_width, mode="constant", constant_values=0):
+    """numpy.pad in modes constant, edge, reflect, symmetric and wrap."""
+    if not isinstance(array, Tracer):
+        if mode == "constant":
+            return _onp.pad(array, pad_width, mode=mode, constant_values=constant_values)
+        return _onp.pad(array, pad_width, mode=mode)
+    widths = _onp.broadcast_to(_onp.asarray(pad_width, dtype=int), (array.ndim, 2))
+    out = array
+    for x, (before, after) in enumerate(widths.tolist()):
+        n = out.shape[x]
+
+        def part(s):
+            index = [slice(None)] * out.ndim
+            index[x] = s
+            return out[tuple(index)]
+
+        if mode == "constant":
+            shape = list(out.shape)
+            pieces = []
+            for count in (before, after):
+                shape[x] = count
+                pieces.append(_onp.full(tuple(shape), constant_values, dtype=out.dtype))
+            left, right = pieces
+        elif mode == "edge":
+            left = repeat(part(slice(0, 1)), before, axis=x)
+            right = repeat(part(slice(n - 1, n)), after, axis=x)
+        elif mode in ("reflect", "symmetric", "wrap"):
+            index_left, index_right = _pad_indices(n, before, after, mode)
+            left, right = take(out, index_left, axis=x), take(out, index_right, axis=x)
+        else:
+            raise TracingError(f"np.pad: mode={mode!r} is not supported on traced values "
+                               f"(constant, edge, reflect, symmetric and wrap are)")
+        out = concatenate([left, out, right], axis=x)
+    return out
+
+
+def _pad_indices(n, before, after, mode):
+    probe = _onp.pad(_onp.arange(n), (before, after), mode=mode)
+    return probe[:before], probe[before + n:]
+
+
+@_export
+def take(a, indices, axis=None):
+    """numpy.take with concrete indices."""
+    if not isinstance(a, Tracer):
+        return _onp.take(a, indices, axis=axis)
+    if axis is None:
+        return ravel(a)[_onp.asarray(indices)]
+    index = [slice(None)] * a.ndim
+    index[_axis(axis, a.ndim, "take")] = _onp.asarray(indices)
+    return a[tuple(index)]
+
+
+@_export
+def take_along_axis(arr, indices, axis):
+    """numpy.take_along_axis with concrete indices."""
+    if not isinstance(arr, Tracer):
+        return _onp.take_along_axis(arr, indices, axis)
+    positions = _onp.take_along_axis(
+        _onp.arange(arr.size, dtype=_onp.int64).reshape(arr.shape), _onp.asarray(indices), axis)
+    return apply(gather, arr, _onp.ascontiguousarray(positions))
+
+
+@_export
+def permute_dims(a, axes=None):
+    """numpy.permute_dims (numpy.transpose)."""
+    return jnp.transpose(a, axes)
+
+
+@_export
+def real_if_close(a, tol=100):
+    """numpy.real_if_close: a real traced array is returned as it is."""
+    if isinstance(a, Tracer) and a.dtype.kind == "c":
+        raise TracingError("np.real_if_close of a complex traced array: whether the result is "
+                           "real depends on the values; use np.real")
+    return a if isinstance(a, Tracer) else _onp.real_if_close(a, tol)
+
+
+# NumPy 2's aliases of the trigonometric and power functions
+for _alias, _name in (("acos", "arccos"), ("acosh", "arccosh"), ("asin", "arcsin"),
+                      ("asinh", "arcsinh"), ("atan", "arctan"), ("atan2", "arctan2"),
+                      ("atanh", "arctanh"), ("pow", "power")):
+    _target = export.__globals__["REGISTRY"]["numpy"].get(_name)
+    if _target is not None:
+        _export(_target, _alias)

@@ -417,8 +417,8 @@ class _GradFunction:
             per_fun = {}
         if (self.argnums, self.kind) not in per_fun:
             fast: dict = {}
-            per_fun[self.argnums, self.kind] = (_Entries(fast), fast)
-        self._entries, self._fast = per_fun[self.argnums, self.kind]
+            per_fun[self.argnums, self.kind] = (_Entries(fast), fast, _Numbers())
+        self._entries, self._fast, self._numbers = per_fun[self.argnums, self.kind]
         self._fast_ok = self.argnums == (0,) and self.kind == "grad"
 
     def __repr__(self) -> str:
@@ -481,13 +481,15 @@ class _GradFunction:
                 dynamic.extend(leaves)
                 trees.append((tree, len(leaves), [_out_kind(a) for a in _leaves_of(arg)]))
             else:
-                key.append((tree, tuple(_static_key(leaf, dynamic, i, self.name)
-                                        for leaf in leaves)))
+                key.append((tree, tuple(self._numbers.key(leaf, (i, j), dynamic) or
+                                        _static_key(leaf, dynamic, i, self.name)
+                                        for j, leaf in enumerate(leaves))))
         for name in sorted(kwargs):
             leaves = []
             tree = flatten(kwargs[name], leaves)
-            key.append((name, tree, tuple(_static_key(leaf, dynamic, name, self.name)
-                                          for leaf in leaves)))
+            key.append((name, tree, tuple(self._numbers.key(leaf, (name, j), dynamic) or
+                                          _static_key(leaf, dynamic, name, self.name)
+                                          for j, leaf in enumerate(leaves))))
         return tuple(key), dynamic, (trees, order)
 
     # --- calls --------------------------------------------------------------------------------
@@ -497,6 +499,8 @@ class _GradFunction:
         if any(isinstance(leaf, Tracer) for leaf in dynamic):
             return self._call_traced(args, kwargs, key, dynamic, trees)
         entry = self._entries.get(key)
+        if entry is None and self._numbers.changing():
+            entry, key, dynamic, trees = self._compile_with_numbers(args, kwargs)
         if entry is None or not (entry.current is None or entry.current()):
             entry = self._compile(args, kwargs, key)
         call_args = (*dynamic, *entry.consts_now())
@@ -506,6 +510,25 @@ class _GradFunction:
             out = compile.first_call(entry.kernel, call_args)
             entry.compiled = True
         return self._package(out, trees)
+
+    def _compile_with_numbers(self, args, kwargs):
+        """A number argument that changes from call to call (an iteration count given to the
+        loss) would trace and compile again at every call: it becomes a kernel argument
+        instead, if the function can be traced with it unknown.  If it cannot (it gives a
+        shape, or Python needs its value), it stays part of the signature."""
+        promoted = self._numbers.promote()
+        key, dynamic, trees = self._signature(args, kwargs)
+        key = (key, _EXECUTION.mode)
+        entry = self._entries.get(key)
+        try:
+            if entry is None or not (entry.current is None or entry.current()):
+                entry = self._compile(args, kwargs, key)
+        except TracingError:
+            self._numbers.demote(promoted)
+            key, dynamic, trees = self._signature(args, kwargs)
+            key = (key, _EXECUTION.mode)
+            entry = self._entries.get(key)
+        return entry, key, dynamic, trees
 
     def make_vjp(self, args, kwargs):
         key, dynamic, trees = self._signature(args, kwargs)
@@ -615,20 +638,25 @@ class _GradFunction:
                                            getattr(leaf, "dtype", dtype))
                 if isinstance(leaf, (_ndarray, Tracer)):
                     return trace.new_input(leaf.shape, leaf.dtype)
+                if numbers.dynamic(leaf, where):
+                    return trace.new_input((), _NUMBER_DTYPES[type(leaf)])
                 return leaf
 
+            numbers = self._numbers
             traced_args = []
             for i, arg in enumerate(args):
                 leaves: list = []
                 tree = flatten(arg, leaves)
                 where = f"argument {i} of {self.name}"
-                traced_args.append(unflatten(tree, iter([lift(x, i in diff, where)
-                                                         for x in leaves])))
+                traced_args.append(unflatten(tree, iter([
+                    lift(x, i in diff, (i, j) if i not in diff else where)
+                    for j, x in enumerate(leaves)])))
             traced_kwargs = {}
             for name in sorted(kwargs):
                 leaves = []
                 tree = flatten(kwargs[name], leaves)
-                traced_kwargs[name] = unflatten(tree, iter([lift(x, False, name) for x in leaves]))
+                traced_kwargs[name] = unflatten(tree, iter([lift(x, False, (name, j))
+                                                            for j, x in enumerate(leaves)]))
             # Python control flow on traced values is rewritten into compiled loops/branches.
             try:
                 out = converted_call(self.fun, *traced_args, **traced_kwargs)
@@ -707,6 +735,54 @@ def _interpreted(graph: Graph):
                      for v in out)
 
     return kernel
+
+
+_NUMBER_DTYPES = {int: np.dtype(np.int64), float: np.dtype(np.float64)}
+
+
+class _Numbers:
+    """Which non-differentiated number arguments (by position: (argument, leaf)) are kernel
+    arguments rather than part of the signature.  Each starts as part of the signature; one seen
+    with a second value is promoted to a kernel argument (see `_compile_with_numbers`), unless
+    tracing with it unknown failed before."""
+
+    __slots__ = ("seen", "promoted", "static")
+
+    def __init__(self):
+        self.seen: dict = {}  # position -> the values seen (first two)
+        self.promoted: set = set()
+        self.static: set = set()
+
+    def key(self, leaf, position, dynamic):
+        """The key part of a number promoted to a kernel argument (appended to `dynamic`), or
+        None (the leaf is keyed as before)."""
+        if type(leaf) not in _NUMBER_DTYPES:
+            return None
+        if position in self.promoted:
+            dynamic.append(leaf)
+            return ("number", type(leaf))
+        if position not in self.static:
+            values = self.seen.setdefault(position, set())
+            if len(values) < 2:
+                values.add(_value_key(leaf))
+        return None
+
+    def changing(self) -> bool:
+        return any(len(v) >= 2 and p not in self.promoted and p not in self.static
+                   for p, v in self.seen.items())
+
+    def promote(self) -> set:
+        new = {p for p, v in self.seen.items()
+               if len(v) >= 2 and p not in self.promoted and p not in self.static}
+        self.promoted |= new
+        return new
+
+    def demote(self, positions) -> None:
+        self.promoted -= positions
+        self.static |= positions
+
+    def dynamic(self, leaf, position) -> bool:
+        return type(leaf) in _NUMBER_DTYPES and position in self.promoted
 
 
 def _drew_uncaptured(before, draws) -> bool:

@@ -229,3 +229,31 @@ def test_integer_matrix_products_compile():
     expected = numpy.zeros((2, 3))
     expected[0, 0] = 48.0
     numpy.testing.assert_array_equal(grad(f)(x), expected)
+
+
+def test_a_number_argument_that_changes_becomes_a_kernel_argument():
+    # autograd's examples pass the iteration number to the loss: one compile, not one per call.
+    def loss(x, t):
+        return np.sum(x ** 2) * (1 + 0.1 * t)
+
+    g = grad(loss)
+    x = numpy.ones(3)
+    for t in range(6):
+        numpy.testing.assert_allclose(g(x, t), 2 * x * (1 + 0.1 * t))
+    assert len(g._jitgrad._entries) == 2  # t=0 as a constant, then t as a kernel argument
+
+    def prefix(x, n):  # n gives a shape: it stays part of the signature
+        return np.sum(x[:n] ** 2)
+
+    gp = grad(prefix)
+    for n in (1, 2, 3, 2):
+        numpy.testing.assert_array_equal(gp(x, n), [2.0] * n + [0.0] * (3 - n))
+    assert len(gp._jitgrad._entries) == 3
+
+    def branch(x, scale):  # a Python `if` on it is compiled
+        if scale > 1.5:
+            return np.sum(x * scale)
+        return np.sum(x ** 2)
+
+    gb = grad(branch)
+    assert [gb(x, s)[0] for s in (1.0, 2.0, 1.2, 3.0)] == [2.0, 2.0, 2.0, 3.0]

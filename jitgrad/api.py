@@ -25,7 +25,7 @@ from .errors import ArgumentError, JitgradWarning, TracingError
 from .interpret import evaluate
 from .ir import Graph, verify
 from .control import Made, converted_call
-from .trace import Trace, Tracer, flatten, float_leaf, unflatten
+from .trace import Trace, Tracer, flatten, float_leaf, unflatten, user_frame
 
 _ndarray = np.ndarray
 _FLOAT = np.dtype(np.float64)
@@ -365,6 +365,8 @@ class _Entry:
 _CACHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 # Kernels kept per function and kind of derivative: the least recently used goes first.
 MAX_SIGNATURES = int(os.environ.get("JITGRAD_MAX_SIGNATURES", "64"))
+# Longer kernels run with the IR interpreter (Numba would take minutes to compile them).
+MAX_KERNEL_LINES = int(os.environ.get("JITGRAD_MAX_KERNEL_LINES", "8000"))
 # One signature is traced and compiled by one thread at a time.
 _COMPILE_LOCK = threading.RLock()
 
@@ -588,6 +590,14 @@ class _GradFunction:
                 return entry
             interpret = _EXECUTION.mode == "interpret"
             build = self._build(args, kwargs, key, generate=not interpret)
+            if not interpret and build.source.count("\n") > MAX_KERNEL_LINES:
+                # Numba's compile time grows faster than the source: a kernel this long would
+                # take minutes.  The interpreter runs the same IR at once (NumPy per statement).
+                _warn_once(self.name, f"its kernel has {build.source.count(chr(10))} lines of "
+                           f"generated code, which Numba would take minutes to compile, so it "
+                           f"runs with jitgrad's IR interpreter instead (set "
+                           f"JITGRAD_MAX_KERNEL_LINES above that to compile it)")
+                interpret = True
             kernel = _interpreted(build.grad_graph) if interpret else compile.load(build.source)
             entry = _Entry(kernel, build.consts, watch.guard(build.watches), build.draws)
             entry.out_shapes = [v.shape for v in build.graph.outputs]
@@ -807,9 +817,12 @@ _WARNED: set = set()
 
 
 def _warn_once(name: str, what: str) -> None:
-    if name not in _WARNED:
-        _WARNED.add(name)
-        warnings.warn(f"jitgrad: {name}: {what}", JitgradWarning, stacklevel=4)
+    """Warn once per function and message, pointing at the user's line that called jitgrad."""
+    if (name, what) not in _WARNED:
+        _WARNED.add((name, what))
+        file, _, line = user_frame().rpartition(":")
+        warnings.warn_explicit(f"jitgrad: {name}: {what}", JitgradWarning, file or "<unknown>",
+                               int(line) if line.isdigit() else 0)
 
 
 def _cotangents(g, tree, shapes, name: str, traced=False) -> list:

@@ -257,3 +257,17 @@ def test_a_number_argument_that_changes_becomes_a_kernel_argument():
 
     gb = grad(branch)
     assert [gb(x, s)[0] for s in (1.0, 2.0, 1.2, 3.0)] == [2.0, 2.0, 2.0, 3.0]
+
+
+def test_a_kernel_too_long_to_compile_runs_interpreted(monkeypatch):
+    from jitgrad import api
+
+    monkeypatch.setattr(api, "MAX_KERNEL_LINES", 10)
+
+    def long_loss(x):
+        return np.sum(np.sin(x) * np.exp(x))
+
+    x = numpy.linspace(0.0, 1.0, 5)
+    with pytest.warns(jitgrad.JitgradWarning, match="lines of generated code.*interpreter"):
+        g = grad(long_loss)(x)
+    numpy.testing.assert_allclose(g, numpy.exp(x) * (numpy.sin(x) + numpy.cos(x)), rtol=1e-14)

@@ -146,3 +146,81 @@ def test_sort_compiled_and_argsort_has_no_gradient():
     numpy.testing.assert_allclose(jitgrad.grad(f)(X), expected, rtol=1e-14)
     g = jitgrad.grad(lambda x: np.sum(np.argsort(x) * x))(numpy.array([3.0, 1.0, 2.0]))
     numpy.testing.assert_array_equal(g, [1.0, 2.0, 0.0])  # argsort is a constant
+
+
+# Integer indices computed from traced values (or passed as arguments, hence traced): the
+# positions are computed in the kernel.  Each case is f(np, x, index) with x of shape (3, 4).
+X3 = rng.standard_normal((3, 4, 2))
+I2 = numpy.array([[0, 2, -1], [1, 1, 2]])
+J = numpy.array([3, -4, 1])
+TRACED_INDEX = {
+    "rows": lambda np, x, i: np.sum(x[i] ** 2 * 1.5),
+    "pairs": lambda np, x, i: np.sum(np.sin(x[i, J]) * np.arange(6.0).reshape(2, 3)),
+    "columns": lambda np, x, i: np.sum(x[:, J] * x[:, i[0]]),
+    "with-slice": lambda np, x, i: np.sum(x[i[1], 1:3] ** 3),
+    "scalar": lambda np, x, i: np.sum(x[:, i[0, 1]] ** 2) + x[i[1, 0], i[0, 2]],
+    "ellipsis-3d": lambda np, x, i: np.sum(np.tanh(X3[..., np.abs(i[0, 1:]) - 1] * x[0, 0]))
+    + np.sum(x[None, i[0, 0]]),
+    "split-3d": lambda np, x, i: np.sum(np.cos(X3[i[0], :, i[1] % 2] * x[1, 1])),
+    "nested": lambda np, x, i: np.sum(x[i][:, :, J[:2]][i[1] - 1] ** 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRACED_INDEX))
+def test_traced_integer_indices_against_autograd(name):
+    f = TRACED_INDEX[name]
+    with jitgrad.execution("interpret"):
+        value, g = jitgrad.value_and_grad(lambda x, i: f(np, x, i))(X, I2)
+    expected_value, expected = autograd.value_and_grad(lambda x: f(anp, x, I2))(X)
+    assert value == pytest.approx(expected_value, rel=1e-13)
+    numpy.testing.assert_allclose(g, expected, rtol=1e-13, atol=1e-14)
+
+
+def _advect(np, x, v):
+    """fluidsim's pattern: indices from floor() of traced coordinates, wrapped by mod."""
+    where = numpy.arange(x.size) - v
+    left = np.floor(where).astype(int)
+    weight = where - left
+    left, right = np.mod(left, x.size), np.mod(left + 1, x.size)
+    return np.sum((x[left] * (1 - weight) + x[right] * weight) ** 2)
+
+
+def test_traced_indices_compiled_new_values_and_second_order():
+    f = jitgrad.value_and_grad(lambda x, i: TRACED_INDEX["pairs"](np, x, i))
+    for i in (I2, I2[::-1].copy(), numpy.array([[2, 2, 2], [0, 0, 0]])):  # one kernel, any values
+        value, g = f(X, i)
+        expected_value, expected = autograd.value_and_grad(
+            lambda x: TRACED_INDEX["pairs"](anp, x, i))(X)
+        assert value == pytest.approx(expected_value, rel=1e-13)
+        numpy.testing.assert_allclose(g, expected, rtol=1e-13, atol=1e-14)
+    x, v = rng.standard_normal(7), rng.standard_normal(7) * 3
+    g = jitgrad.grad(lambda x, v: _advect(np, x, v), argnum=(0, 1))(x, v)
+    expected = autograd.grad(lambda x, v: _advect(anp, x, v), argnum=(0, 1))(x, v)
+    for a, b in zip(g, expected):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    with jitgrad.execution("interpret"):
+        check_second_order(lambda x: _advect(np, x, v), x)
+
+
+@pytest.mark.parametrize("mode", ["interpret", "compile"])
+def test_traced_index_out_of_bounds_raises(mode):
+    f = jitgrad.grad(lambda x, i: np.sum(x[i] ** 2))
+    with jitgrad.execution(mode):
+        numpy.testing.assert_array_equal(f(numpy.ones(3), numpy.array([0, -3])), [4.0, 0, 0])
+        for bad in ([0, 3], [-4, 0]):
+            with pytest.raises(IndexError, match="out of bounds"):
+                f(numpy.ones(3), numpy.array(bad))
+    with pytest.raises(TracingError, match="indices must be integers"):
+        jitgrad.grad(lambda x, i: np.sum(x[i]))(numpy.ones(3), numpy.array([0.0]))
+
+
+def test_take_and_take_along_axis_with_traced_indices():  # autograd has no rule for these
+    def f(x, i):
+        return (np.sum(np.take_along_axis(x, np.abs(i).T, axis=1) ** 2 * X[:, :2])
+                + np.sum(np.take(x, i, axis=1) ** 2) + np.sum(np.take(x, i[0]) ** 3))
+
+    with jitgrad.execution("interpret"):
+        traced = jitgrad.value_and_grad(f)(X, I2)
+        concrete = jitgrad.value_and_grad(lambda x: f(x, I2))(X)
+    assert traced[0] == pytest.approx(concrete[0], rel=1e-14)
+    numpy.testing.assert_allclose(traced[1], concrete[1], rtol=1e-14)

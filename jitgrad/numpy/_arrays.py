@@ -12,13 +12,14 @@ any of these with a more complete version.)
 from __future__ import annotations
 
 import builtins
+import math
 
 import numba
 import numpy as _onp
 
 from ..errors import ShapeError, TracingError
 from ..ir import Span
-from ..ops import apply, call_op, export
+from ..ops import apply, call_op, elementwise_op, export
 from ..primitives import Prim
 from ..trace import Tracer, bind, user_frame
 from ..trace import full as _zeros_ir
@@ -491,40 +492,112 @@ def _kind(i) -> str:
     return f"an integer array of shape {tuple(a.shape)}"
 
 
-def getitem(x: Tracer, index):
-    """x[index] with integer arrays, lists or boolean masks among the index items (and ints,
-    slices, None, Ellipsis), exactly as NumPy indexes: the positions are computed by NumPy
-    from the (concrete) index, and gathered."""
-    items = index if isinstance(index, tuple) else (index,)
-    concrete = []
-    for i in items:
-        if isinstance(i, Tracer):
-            value = i._known()
-            if value is None:
-                raise TracingError(
-                    f"indexing a traced array with {_kind(i)} computed from traced values (at "
-                    f"{user_frame()}) is not supported yet; index with a NumPy array, or use "
-                    f"np.where(mask, x, 0)")
-            i = value
-        elif isinstance(i, list):
-            i = _onp.asarray(i)
-            if i.dtype.kind not in "biu":
-                raise TracingError(f"an index list of {i.dtype} values (at {user_frame()}): "
-                                   f"indices must be integers or booleans")
-        if isinstance(i, _onp.ndarray) and i.dtype.kind not in "biu":
+@numba.njit(cache=True, nogil=True)
+def _index_in_range_scalar(i, n):
+    if i < -n or i >= n:
+        raise IndexError("an index computed from traced values is out of bounds for its axis")
+    return i + n if i < 0 else i
+
+
+def _index_in_range_numpy(i, n):
+    i = _onp.asarray(i)
+    if _onp.any((i < -n) | (i >= n)):
+        raise IndexError(f"an index computed from traced values is out of bounds for an axis "
+                         f"of size {n}")
+    return _onp.where(i < 0, i + n, i)
+
+
+# A traced index along an axis of size n, checked (NumPy's IndexError, never a read out of
+# bounds) and made non-negative.
+_index_in_range = elementwise_op("index_in_range", numpy=_index_in_range_numpy,
+                                 scalar=_index_in_range_scalar, dtype="same", vjp=None,
+                                 static=("n",))
+
+
+def _concrete_item(i):
+    """An index item as NumPy takes it; a traced integer array stays a Tracer."""
+    if isinstance(i, Tracer):
+        value = i._known()
+        if value is not None:
+            return value
+        if i.dtype.kind == "b":
+            raise TracingError(
+                f"indexing a traced array with {_kind(i)} computed from traced values (at "
+                f"{user_frame()}): the result's shape would depend on the values; use "
+                f"np.where(mask, x, 0)")
+        if i.dtype.kind not in "iu":
             raise TracingError(f"an index array of dtype {i.dtype} (at {user_frame()}): "
                                f"indices must be integers or booleans")
-        concrete.append(i)
-    key = tuple(concrete) if isinstance(index, tuple) else concrete[0]
+        return i
+    if isinstance(i, list):
+        i = _onp.asarray(i)
+        if i.dtype.kind not in "biu":
+            raise TracingError(f"an index list of {i.dtype} values (at {user_frame()}): "
+                               f"indices must be integers or booleans")
+    if isinstance(i, _onp.ndarray) and i.dtype.kind not in "biu":
+        raise TracingError(f"an index array of dtype {i.dtype} (at {user_frame()}): "
+                           f"indices must be integers or booleans")
+    return i
+
+
+def _axes_of(items, ndim) -> list:
+    """The first axis of the indexed array each index item applies to."""
+    def width(i):
+        if i is None or i is Ellipsis:
+            return 0
+        if isinstance(i, _onp.ndarray) and i.dtype.kind == "b":
+            return i.ndim
+        return 1
+
+    axes, axis = [], 0
+    for i in items:
+        axes.append(axis)
+        axis += ndim - builtins.sum(width(j) for j in items) if i is Ellipsis else width(i)
+    return axes
+
+
+def _positions(shape, key):
+    return _onp.arange(math.prod(shape), dtype=_onp.int64).reshape(shape)[key]
+
+
+def getitem(x: Tracer, index):
+    """x[index] with integer arrays, lists or boolean masks among the index items (and ints,
+    slices, None, Ellipsis), exactly as NumPy indexes: a gather of flat positions.  Positions are
+    computed by NumPy from a concrete index; an integer array computed from traced values adds
+    its (checked) values times its axis' stride to the positions of a zero index in its place."""
+    items = [_concrete_item(i) for i in (index if isinstance(index, tuple) else (index,))]
+    traced = [k for k, i in enumerate(items) if isinstance(i, Tracer)]
+    concrete = [_onp.zeros(i.shape, _onp.int64) if k in traced else i
+                for k, i in enumerate(items)]
     try:
-        positions = _onp.arange(x.size, dtype=_onp.int64).reshape(x.shape)[key]
+        positions = _positions(x.shape, tuple(concrete))
     except IndexError as e:
-        kinds = ", ".join(_kind(i) for i in concrete if isinstance(i, _onp.ndarray))
+        kinds = ", ".join(_kind(i) for i in items if isinstance(i, (_onp.ndarray, Tracer)))
         raise ShapeError(f"indexing a traced array of shape {x.shape} with {kinds}: {e} "
                          f"(at {user_frame()})") from None
+    positions = _onp.ascontiguousarray(positions)
+    axes = _axes_of(concrete, x.ndim)
+    for k in traced:
+        positions = jnp.add(positions, _traced_offsets(x.shape, concrete, k, axes[k], items[k]))
     if positions.ndim == 0:  # kernels take 0-d values as scalars: gather one, then reshape
-        return jnp.reshape(apply(gather, x, positions.reshape(1)), ())
-    return apply(gather, x, _onp.ascontiguousarray(positions))
+        return jnp.reshape(apply(gather, x, jnp.reshape(positions, (1,))), ())
+    return apply(gather, x, positions)
+
+
+def _traced_offsets(shape, concrete, k, axis, index: Tracer):
+    """The flat offsets that the traced integer array `index`, item k of the index, adds at each
+    position of the result: its value there (checked, made non-negative) times the stride of
+    `axis`.  Which of its elements lands where is found by indexing with distinct values."""
+    n, stride = shape[axis], math.prod(shape[axis + 1:])
+    values = jnp.multiply(apply(_index_in_range, index.astype(_onp.int64), n=n), stride)
+    if index.size == 1:  # broadcast as a scalar
+        return jnp.reshape(values, ())
+    probe_shape = list(shape)
+    probe_shape[axis] = builtins.max(n, index.size)
+    probe = list(concrete)
+    probe[k] = _onp.arange(index.size, dtype=_onp.int64).reshape(index.shape)
+    which = _onp.unravel_index(_positions(tuple(probe_shape), tuple(probe)), probe_shape)[axis]
+    return apply(gather, values, _onp.ascontiguousarray(which))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -748,26 +821,40 @@ def _pad_indices(n, before, after, mode):
     return probe[:before], probe[before + n:]
 
 
+def _index_array(indices):
+    return indices if isinstance(indices, Tracer) else _onp.asarray(indices)
+
+
 @_export
 def take(a, indices, axis=None):
-    """numpy.take with concrete indices."""
-    if not isinstance(a, Tracer):
+    """numpy.take (indices concrete or traced)."""
+    if not isinstance(a, Tracer) and not isinstance(indices, Tracer):
         return _onp.take(a, indices, axis=axis)
     if axis is None:
-        return ravel(a)[_onp.asarray(indices)]
+        return getitem(ravel(a), _index_array(indices))
+    a = asarray(a)
     index = [slice(None)] * a.ndim
-    index[_axis(axis, a.ndim, "take")] = _onp.asarray(indices)
-    return a[tuple(index)]
+    index[_axis(axis, a.ndim, "take")] = _index_array(indices)
+    return getitem(a, tuple(index))
 
 
 @_export
 def take_along_axis(arr, indices, axis):
-    """numpy.take_along_axis with concrete indices."""
-    if not isinstance(arr, Tracer):
+    """numpy.take_along_axis (indices concrete or traced): advanced indexing with `indices` on
+    `axis` and an open grid on the other axes."""
+    if not isinstance(arr, Tracer) and not isinstance(indices, Tracer):
         return _onp.take_along_axis(arr, indices, axis)
-    positions = _onp.take_along_axis(
-        _onp.arange(arr.size, dtype=_onp.int64).reshape(arr.shape), _onp.asarray(indices), axis)
-    return apply(gather, arr, _onp.ascontiguousarray(positions))
+    arr, indices = asarray(arr), _index_array(indices)
+    if axis is None:
+        arr, axis = ravel(arr), 0
+    if indices.ndim != arr.ndim:
+        raise ShapeError(f"np.take_along_axis: indices of shape {tuple(indices.shape)} and an "
+                         f"array of shape {arr.shape} must have the same number of dimensions")
+    axis = _axis(axis, arr.ndim, "take_along_axis")
+    grid = [_onp.arange(n).reshape([-1 if d == k else 1 for d in range(arr.ndim)])
+            for k, n in enumerate(arr.shape)]
+    grid[axis] = indices
+    return getitem(arr, tuple(grid))
 
 
 @_export

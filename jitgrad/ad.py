@@ -13,6 +13,7 @@ import numpy as onp
 from . import numpy as np
 from .errors import JitgradInternalError
 from .ir import Graph, Lit, Var
+from .ops import apply
 from .primitives import COMPARE, MULTI, Prim
 from .trace import Trace, Tracer, bind, bind_multi, full, innermost_trace
 
@@ -69,7 +70,13 @@ defvjp(Prim.sqrt, lambda g, ans, x: g * 0.5 / ans)
 defvjp(Prim.sin, lambda g, ans, x: g * np.cos(x))
 defvjp(Prim.cos, lambda g, ans, x: -g * np.sin(x))
 defvjp(Prim.tan, lambda g, ans, x: g / np.cos(x) ** 2)
-defvjp(Prim.tanh, lambda g, ans, x: g * (1.0 - ans ** 2))
+def _tanh_vjp(g, ans, x):
+    if x.dtype.kind == "c":
+        return g / np.cosh(x) ** 2  # autograd's rule
+    return g * apply(np._ufuncs.sech2, x, ans)  # 1 - ans**2 would cancel where tanh saturates
+
+
+defvjp(Prim.tanh, _tanh_vjp)
 defvjp(Prim.sinh, lambda g, ans, x: g * np.cosh(x))
 defvjp(Prim.cosh, lambda g, ans, x: g * np.sinh(x))
 defvjp(Prim.arcsin, lambda g, ans, x: g / np.sqrt(1.0 - x ** 2))

@@ -900,6 +900,19 @@ def ld(value):
     return value
 
 
+make_slice = slice
+
+
+def subscript(value, index):
+    """`value[index]` read by converted code.  A NumPy array indexed with traced integers is
+    gathered in the trace (NumPy itself would try to convert them to an array)."""
+    if isinstance(value, np.ndarray) and (isinstance(index, Tracer) or (
+            type(index) is tuple and any(isinstance(i, Tracer) for i in index))):
+        from .numpy._arrays import getitem
+        return getitem(value, index)
+    return value[index]
+
+
 def _lifted(trace, array):
     if array.dtype.kind not in "biufc":
         return array

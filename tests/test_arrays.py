@@ -224,3 +224,21 @@ def test_take_and_take_along_axis_with_traced_indices():  # autograd has no rule
         concrete = jitgrad.value_and_grad(lambda x: f(x, I2))(X)
     assert traced[0] == pytest.approx(concrete[0], rel=1e-14)
     numpy.testing.assert_allclose(traced[1], concrete[1], rtol=1e-14)
+
+
+def test_numpy_array_indexed_with_traced_integers():
+    """A NumPy array made inside the function, indexed with traced integers (wing.py's
+    `advect(red_smoke, vx, vy)`): gathered in the trace, not converted by NumPy."""
+    def f(x, v):
+        table = numpy.arange(12.0).reshape(3, 4)
+        k = np.mod(np.floor(x * 3).astype(int), 4)
+        return np.sum(table[1:, k] * x) + np.sum(table[k[0] % 3, ::-1] * v) + table[0, 1:][k[1]]
+
+    x, v = numpy.array([0.3, 0.5, 0.9, 0.1]), numpy.ones(4)
+    k = numpy.mod(numpy.floor(x * 3).astype(int), 4)
+    with jitgrad.execution("interpret"):
+        value, (gx, gv) = jitgrad.value_and_grad(f, argnum=(0, 1))(x, v)
+    table = numpy.arange(12.0).reshape(3, 4)
+    assert value == pytest.approx(f(x, v), rel=1e-15)  # plain NumPy values
+    numpy.testing.assert_array_equal(gx, table[1:, k].sum(axis=0))
+    numpy.testing.assert_array_equal(gv, table[k[0] % 3, ::-1])

@@ -87,6 +87,7 @@ def converted_call(f, /, *args, **kwargs):
 RT.Undefined, RT.if_stmt, RT.while_stmt = Undefined, if_stmt, while_stmt
 RT.for_range_stmt, RT.converted_call = for_range_stmt, converted_call
 RT.ld, RT.attr = (lambda value: value), getattr  # reads of the user's scope, unchanged
+RT.subscript, RT.make_slice = (lambda value, index: value[index]), slice
 
 
 def and_(*thunks):

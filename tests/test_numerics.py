@@ -180,6 +180,20 @@ def test_only_the_sum_accumulation_may_be_reassociated():
                            for line in flagged), flagged
 
 
+@pytest.mark.parametrize("mode", ["compile", "interpret"])
+def test_tanh_gradient_keeps_its_relative_accuracy_where_tanh_saturates(mode):
+    # 1 - tanh(x)**2 would be wrong by 77% at x = 19 and 0 beyond (autograd: 1/cosh(x)**2)
+    x = numpy.array([0.3, -2.0, 4.1, 4.2, 10.0, -19.0, 25.0, 300.0, 800.0, numpy.inf, numpy.nan])
+    with numpy.errstate(over="ignore"):
+        expected = 1.0 / numpy.cosh(x) ** 2
+    with jitgrad.execution(mode), numpy.errstate(over="raise"):  # no overflow in the rule
+        g = jitgrad.elementwise_grad(np.tanh)(x)
+    numpy.testing.assert_allclose(g, expected, rtol=5e-13, atol=0, equal_nan=True)
+    assert g[-3] == 0.0 < g[-4]
+    numpy.testing.assert_allclose(jitgrad.elementwise_grad(jitgrad.elementwise_grad(np.tanh))(
+        x[:6]), -2 * numpy.tanh(x[:6]) * expected[:6], rtol=1e-12)
+
+
 def test_integer_powers_of_zero():
     """Numba's float ** int raises ZeroDivisionError at 0 ** -2; NumPy gives inf."""
     check(lambda np: lambda x: np.sum(x ** -2), XS)

@@ -50,6 +50,14 @@ class _LiveReads(ast.NodeTransformer):
         name = ast.Constant(value=_mangle(self.cls, node.attr))
         return self._call("attr", [node.value, name], node)
 
+    def visit_Subscript(self, node):
+        # `a[i]` becomes `__jg.subscript(a, i)`: a NumPy array indexed with traced integers
+        # (which NumPy would try to convert to an array) is gathered in the trace instead.
+        self.generic_visit(node)
+        if not isinstance(node.ctx, ast.Load):
+            return node
+        return self._call("subscript", [node.value, _index_expression(node.slice)], node)
+
     def visit_ClassDef(self, node):
         return node  # class bodies run as they are
 
@@ -97,3 +105,15 @@ class _LiveReads(ast.NodeTransformer):
 
     def visit_DictComp(self, node):
         return self._comprehension(node, ("key", "value"))
+
+
+def _index_expression(index):
+    """A subscript's index as an ordinary expression: `1:n` -> `__jg.make_slice(1, n, None)`."""
+    if isinstance(index, ast.Slice):
+        parts = [p if p is not None else ast.Constant(value=None)
+                 for p in (index.lower, index.upper, index.step)]
+        return ast.copy_location(ast.Call(func=_rt("make_slice"), args=parts, keywords=[]), index)
+    if isinstance(index, ast.Tuple):
+        return ast.copy_location(ast.Tuple(elts=[_index_expression(e) for e in index.elts],
+                                           ctx=ast.Load()), index)
+    return index

@@ -162,6 +162,34 @@ _sinc = elementwise_op("sinc", numpy=_onp.sinc, scalar=_sinc_scalar,
 sinc = _unary("sinc", _sinc, real=True)
 
 # ------------------------------------------------------------------------------------------------
+# tanh's derivative, 1 - tanh(x)**2 = 1/cosh(x)**2, accurate where tanh saturates
+# ------------------------------------------------------------------------------------------------
+
+
+_SECH2_SWITCH = 1.0 - 2.0 ** -11  # |x| < 4.16: relative error below 2**11 ulp (5e-13)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sech2_scalar(x, tanh_x):
+    if abs(tanh_x) < _SECH2_SWITCH:
+        return 1.0 - tanh_x * tanh_x  # cancels at most 11 bits here, and needs no exp
+    t = math.exp(-2.0 * abs(x))
+    return 4.0 * t / ((1.0 + t) * (1.0 + t))  # neither cancels nor overflows
+
+
+def _sech2_numpy(x, tanh_x):
+    t = _onp.exp(-2.0 * _onp.abs(x))
+    return _onp.where(_onp.abs(tanh_x) < _SECH2_SWITCH, 1.0 - tanh_x * tanh_x, 4.0 * t / (1.0 + t) ** 2)
+
+
+# sech2(x, tanh(x)): the derivative of tanh for real x (ad.py).  1 - tanh(x)**2 alone is wrong by
+# 77% at x = 19 and 0 beyond, where 1/cosh**2 is 1e-16 and less.
+sech2 = elementwise_op(
+    "sech2", numpy=_sech2_numpy, scalar=_sech2_scalar,
+    vjp=(lambda g, ans, x, tanh_x: -2.0 * g * tanh_x * ans, None))  # d/dx; tanh_x follows x
+
+
+# ------------------------------------------------------------------------------------------------
 # Angles
 # ------------------------------------------------------------------------------------------------
 

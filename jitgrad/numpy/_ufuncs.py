@@ -179,7 +179,8 @@ def _sech2_scalar(x, tanh_x):
 
 def _sech2_numpy(x, tanh_x):
     t = _onp.exp(-2.0 * _onp.abs(x))
-    return _onp.where(_onp.abs(tanh_x) < _SECH2_SWITCH, 1.0 - tanh_x * tanh_x, 4.0 * t / (1.0 + t) ** 2)
+    return _onp.where(_onp.abs(tanh_x) < _SECH2_SWITCH, 1.0 - tanh_x * tanh_x,
+                      4.0 * t / (1.0 + t) ** 2)
 
 
 # sech2(x, tanh(x)): the derivative of tanh for real x (ad.py).  1 - tanh(x)**2 alone is wrong by

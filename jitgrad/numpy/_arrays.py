@@ -597,6 +597,8 @@ def _traced_offsets(shape, concrete, k, axis, index: Tracer):
     probe = list(concrete)
     probe[k] = _onp.arange(index.size, dtype=_onp.int64).reshape(index.shape)
     which = _onp.unravel_index(_positions(tuple(probe_shape), tuple(probe)), probe_shape)[axis]
+    if which.size == index.size and _onp.array_equal(which.ravel(), _onp.arange(index.size)):
+        return jnp.reshape(values, which.shape)  # each element once, in order: x[i, j] of 1-d i, j
     return apply(gather, values, _onp.ascontiguousarray(which))
 
 

@@ -358,7 +358,7 @@ class KernelWriter:
             return
         elif stmt.prim in CONTROL:
             self.out(1, f"# {_comment(format_stmt(stmt))}")
-            return {Prim.while_loop: self.while_loop, Prim.while_grad: self.while_grad,
+            return {Prim.while_loop: self.while_loop, Prim.scan: self.scan,
                     Prim.cond: self.cond}[stmt.prim](stmt, [self._atom(a) for a in stmt.inputs])
         else:
             raise JitgradInternalError(f"no code for {format_stmt(stmt)}")
@@ -426,26 +426,28 @@ class KernelWriter:
         i = ", ".join(names)
         self.out(indent + len(shape), f"{dst.format(i=i)} = {src.format(i=i)}")
 
-    def while_grad(self, stmt, ops) -> None:
-        p = stmt.params
-        nb, k, ngc = p["n_consts"], p["n_carried"], p["n_grad_consts"]
-        vjp_fn = self.region(p["vjp"], "vjp")
-        consts, tapes, count = ops[:nb], ops[nb:nb + k], ops[nb + k]
-        sums, gs = stmt.outs[:ngc], stmt.outs[ngc:]
-        for v in sums:
-            zero = f"np.zeros({shape_code(v.shape)}, {dtype_code(v.dtype)})" if v.ndim else \
-                f"{dtype_code(v.dtype)}(0)"
-            self.out(1, f"{v.name} = {zero}")
-        for g, init in zip(gs, ops[nb + k + 1:]):
-            self.out(1, f"{g.name} = {init}")
-        i, r = f"k{stmt.out.id}", f"r{stmt.out.id}"
-        self.out(1, f"for {i} in range({count} - 1, -1, -1):")
-        args = consts + [f"{t}[{i}]" for t in tapes] + [g.name for g in gs]
-        self.out(2, f"{r} = {vjp_fn}({', '.join(args)})")
-        for n, v in enumerate(sums):
-            self.out(2, f"{v.name} += {r}[{n}]")
-        for n, g in enumerate(gs):
-            self.out(2, f"{g.name} = {r}[{ngc + n}]")
+    def scan(self, stmt, ops) -> None:
+        p, body = stmt.params, stmt.params["body"]
+        nc, nx = p["n_consts"], p["n_xs"]
+        body_fn = self.region(body, "scan")
+        consts, xs, length, init = ops[:nc], ops[nc:nc + nx], ops[nc + nx], ops[nc + nx + 1:]
+        carried, ys = stmt.outs[:len(init)], stmt.outs[len(init):]
+        for v, value in zip(carried, init):
+            self.out(1, f"{v.name} = {value}")
+        for y in ys:
+            self.out(1, f"{y.name} = {_tape_rows(length, _row(y))}")
+        k, r = f"k{stmt.out.id}", f"r{stmt.out.id}"
+        order = f"range({length} - 1, -1, -1)" if p["reverse"] else f"range({length})"
+        self.out(1, f"for {k} in {order}:")
+        args = consts + [f"{x}[{k}]" for x in xs] + [v.name for v in carried]
+        self.out(2, f"{r} = {body_fn}({', '.join(args)})")
+        for n, v in enumerate(carried):
+            self.out(2, f"{v.name} = {r}[{n}]")
+        for n, y in enumerate(ys, len(carried)):
+            if y.ndim > 1:  # element loops: Numba takes seconds to compile a slice assignment
+                self.copy_loops(2, f"{y.name}[{k}, {{i}}]", f"{r}[{n}][{{i}}]", y.shape[1:])
+            else:
+                self.out(2, f"{y.name}[{k}] = {r}[{n}]")
 
     def cond(self, stmt, ops) -> None:
         true_fn = self.region(stmt.params["true"], "true")
@@ -619,6 +621,11 @@ class KernelWriter:
             target = f"{var.name}[{', '.join(out_index)}]"
             body.lines[k].append(update.format(acc=target, v=value))
         return f"{var.name} = {format_stmt(stmt).split(' = ', 1)[1]}"
+
+
+def _row(var):
+    """The type of one row of a (-1, ...)-shaped value: what a loop reads or writes per step."""
+    return Var(-1, var.shape[1:], var.dtype)
 
 
 def _tape_rows(rows: str, var) -> str:

@@ -24,6 +24,7 @@ import random
 import sys
 import types as pytypes
 
+import numba
 import numpy as np
 
 from . import ad, watch
@@ -31,6 +32,7 @@ from .errors import ShapeError, TracingError
 from .fuse import dce
 from .interpret import evaluate
 from .ir import Graph, Var
+from .ops import apply, call_op
 from .primitives import CONTROL_RULES, FLOAT, IMPL, INT, Prim, broadcast_shapes
 from .trace import (Trace, Tracer, active_traces, bind, bind_multi, flatten, full,
                     innermost_trace, unflatten, user_frame)
@@ -247,7 +249,13 @@ def _outputs_rule(key):
 
 
 CONTROL_RULES[Prim.while_loop] = _while_rule
-CONTROL_RULES[Prim.while_grad] = _outputs_rule("vjp")
+def _scan_rule(inputs, params):
+    body, n_init = params["body"], len(inputs) - params["n_consts"] - params["n_xs"] - 1
+    outs = [(tuple(o.shape), o.dtype) for o in body.outputs]
+    return outs[:n_init] + [((-1,) + shape, dtype) for shape, dtype in outs[n_init:]]
+
+
+CONTROL_RULES[Prim.scan] = _scan_rule
 CONTROL_RULES[Prim.cond] = _outputs_rule("true")
 
 
@@ -272,17 +280,20 @@ def _while_impl(*args, cond, body, save=False, max_iterations=None, where="<unkn
     return values + stacked + [len(tapes[0]) if tapes else 0]
 
 
-def _while_grad_impl(*args, vjp, n_consts, n_carried, n_grad_consts):
-    consts = list(args[:n_consts])
-    tapes = args[n_consts:n_consts + n_carried]
-    count = int(args[n_consts + n_carried])
-    g = list(args[n_consts + n_carried + 1:])
-    acc = [np.zeros(o.shape, o.dtype) for o in vjp.outputs[:n_grad_consts]]
-    for k in range(count - 1, -1, -1):
-        out = evaluate(vjp, consts + [t[k] for t in tapes] + g, [])
-        acc = [a + o for a, o in zip(acc, out[:n_grad_consts])]
-        g = list(out[n_grad_consts:])
-    return acc + g
+def _scan_impl(*args, body, n_consts, n_xs, reverse):
+    consts, xs = list(args[:n_consts]), args[n_consts:n_consts + n_xs]
+    length, carried = int(args[n_consts + n_xs]), list(args[n_consts + n_xs + 1:])
+    rows = [[] for _ in body.outputs[len(carried):]]
+    for k in range(length - 1, -1, -1) if reverse else range(length):
+        out = evaluate(body, consts + [x[k] for x in xs] + carried, [])
+        carried = out[:len(carried)]
+        for row, y in zip(rows, out[len(carried):]):
+            row.append(np.asarray(y))
+    if reverse:
+        rows = [row[::-1] for row in rows]
+    ys = [np.array(row, dtype=o.dtype).reshape((length,) + tuple(o.shape))
+          for row, o in zip(rows, body.outputs[len(carried):])]
+    return carried + ys
 
 
 def _cond_impl(pred, *operands, true, false):
@@ -290,7 +301,7 @@ def _cond_impl(pred, *operands, true, false):
 
 
 IMPL[Prim.while_loop] = _while_impl
-IMPL[Prim.while_grad] = _while_grad_impl
+IMPL[Prim.scan] = _scan_impl
 IMPL[Prim.cond] = _cond_impl
 
 # ------------------------------------------------------------------------------------------------
@@ -299,10 +310,11 @@ IMPL[Prim.cond] = _cond_impl
 
 
 def _while_forward(stmt, args, mask):
-    """The forward loop, saving its carried values for the adjoint loop."""
+    """The forward loop, saving its carried values for the adjoint loop (a loop that saves them
+    already, differentiated again, has them among its results)."""
     outs = bind_multi(Prim.while_loop, *args, **{**stmt.params, "save": True})
-    k = len(stmt.outs)
-    return outs[:k], outs[k:]
+    k = len(stmt.params["body"].inputs)
+    return outs[:len(stmt.outs)], outs[k:]
 
 
 def _loop_activity(body: Graph, const_active, init_active) -> list[bool]:
@@ -319,7 +331,38 @@ def _loop_activity(body: Graph, const_active, init_active) -> list[bool]:
         act = new
 
 
+def emit_scan(fn, xs, length, init, ys_types, reverse: bool, name: str = "scan"):
+    """Record `for k in range(length)` (backwards if `reverse`) of `carried, y_k = fn(*rows_k,
+    *carried)`, where rows_k are the k-th rows of `xs`: (final carried values, the stacked
+    ys).  Values `fn` captures from the enclosing trace are the loop's constants."""
+    in_types = [(tuple(x.shape[1:]), x.dtype) for x in xs] + [type_of(v) for v in init]
+    out_types = [type_of(v) for v in init] + list(ys_types)
+    graph, captured, _ = trace_region(fn, in_types, name, out_types,
+                                      lambda j: f"value {j} of a scan")
+    body = Graph(graph.consts + graph.inputs, (), graph.stmts, graph.outputs, name)
+    outs = bind_multi(Prim.scan, *captured, *xs, length, *init, body=body,
+                      n_consts=len(captured), n_xs=len(xs), reverse=reverse)
+    return list(outs[:len(init)]), list(outs[len(init):])
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_rows_kernel(a, b):
+    return a + b
+
+
+_add_rows = call_op("add_rows", numpy=np.add, kernel=_add_rows_kernel,
+                    shape=lambda a, b: [(tuple(a.shape), a.dtype)],
+                    vjp=(lambda g, ans, a, b: g, lambda g, ans, a, b: g))
+ad.add_rows = lambda a, b: apply(_add_rows, a, b)
+
+
+def _zeros_like(v):
+    return full(v.shape, 0.0, v.dtype)
+
+
 def _while_vjp(stmt, residuals, gs, args, mask):
+    """The adjoint of a while loop: a scan backwards over its saved carried values, running the
+    body's VJP.  Scans are differentiable themselves (`_scan_vjp`), so this is too."""
     cond, body = stmt.params["cond"], stmt.params["body"]
     nc, nb, k = len(cond.consts), len(body.consts), len(body.inputs)
     const_active = mask[nc:nc + nb]
@@ -328,17 +371,82 @@ def _while_vjp(stmt, residuals, gs, args, mask):
     act_consts = [i for i in range(nb) if const_active[i]]
     region = Graph(body.consts + body.inputs, (), body.stmts, body.outputs, "body")
     vjp = dce(ad.vjp_graph(region, tuple(act_consts) + tuple(nb + j for j in act), tuple(act)))
-    vjp = Graph(vjp.inputs, (), vjp.stmts, vjp.outputs, "body_vjp")
     tapes, count = residuals[:k], residuals[k]
-    g_final = [gs[j] if gs[j] is not None else full(body.inputs[j].shape, 0.0, body.inputs[j].dtype)
-               for j in act]
-    outs = bind_multi(Prim.while_grad, *args[nc:nc + nb], *tapes, count, *g_final, vjp=vjp,
-                      n_consts=nb, n_carried=k, n_grad_consts=len(act_consts))
+    # A loop that saved its carried values may have cotangents for them (from a first adjoint):
+    # each one adds to the cotangent of the values the iteration started from.
+    g_tapes = {j: gs[k + j] for j in act if len(gs) > k and gs[k + j] is not None}
+    consts = args[nc:nc + nb]
+
+    def step(*values):
+        rows, g_rows = values[:k], values[k:k + len(g_tapes)]
+        rest = values[k + len(g_tapes):]
+        sums, g = rest[:len(act_consts)], rest[len(act_consts):]
+        out = evaluate(vjp, list(consts) + list(rows) + list(g), [])
+        new_g = list(out[len(act_consts):])
+        for g_row, j in zip(g_rows, g_tapes):
+            new_g[act.index(j)] = new_g[act.index(j)] + g_row
+        return [a + b for a, b in zip(sums, out[:len(act_consts)])] + new_g
+
+    init = [_zeros_like(body.consts[i]) for i in act_consts]
+    init += [gs[j] if gs[j] is not None else _zeros_like(body.inputs[j]) for j in act]
+    outs, _ = emit_scan(step, list(tapes) + list(g_tapes.values()), count, init, (),
+                        reverse=True, name="body_vjp")
     contributions = [None] * len(args)
     for n, i in enumerate(act_consts):
         contributions[nc + i] = outs[n]
     for n, j in enumerate(act):
         contributions[nc + nb + j] = outs[len(act_consts) + n]
+    return contributions
+
+
+def _scan_forward(stmt, args, mask):
+    """The forward scan, also stacking the carried values each step starts from."""
+    p, body = stmt.params, stmt.params["body"]
+    n_init = len(args) - p["n_consts"] - p["n_xs"] - 1
+    carried_in = body.inputs[len(body.inputs) - n_init:]
+    saving = Graph(body.inputs, (), body.stmts, tuple(body.outputs) + tuple(carried_in), "scan")
+    outs = bind_multi(Prim.scan, *args, **{**p, "body": saving})
+    return outs[:len(stmt.outs)], outs[len(stmt.outs):]
+
+
+def _scan_vjp(stmt, residuals, gs, args, mask):
+    """The adjoint of a scan: a scan the other way over the saved carried values (and the xs
+    rows, and the ys' cotangents), accumulating the constants' cotangents and stacking the xs'."""
+    p, body = stmt.params, stmt.params["body"]
+    nc, nx = p["n_consts"], p["n_xs"]
+    n_init = len(args) - nc - nx - 1
+    consts, xs, length = args[:nc], args[nc:nc + nx], args[nc + nx]
+    n_y = len(body.outputs) - n_init
+    float_ = [v.dtype.kind in "fc" for v in body.inputs]
+    act_consts = [i for i in range(nc) if mask[i] and float_[i]]
+    act_xs = [i for i in range(nx) if mask[nc + i] and float_[nc + i]]
+    act = [j for j in range(n_init) if float_[nc + nx + j]]
+    g_ys = {i: gs[n_init + i] for i in range(n_y) if gs[n_init + i] is not None}
+    wrt = tuple(act_consts) + tuple(nc + i for i in act_xs) + tuple(nc + nx + j for j in act)
+    vjp = dce(ad.vjp_graph(body, wrt, tuple(act) + tuple(n_init + i for i in g_ys)))
+    na, nxa = len(act_consts), len(act_xs)
+
+    def step(*values):
+        x_rows, c_rows = values[:nx], values[nx:nx + n_init]
+        gy_rows = values[nx + n_init:nx + n_init + len(g_ys)]
+        sums, g = values[nx + n_init + len(g_ys):][:na], values[nx + n_init + len(g_ys) + na:]
+        out = evaluate(vjp, list(consts) + list(x_rows) + list(c_rows) + list(g)
+                       + list(gy_rows), [])
+        return [a + b for a, b in zip(sums, out[:na])] + list(out[na + nxa:]) \
+            + list(out[na:na + nxa])
+
+    init = [_zeros_like(body.inputs[i]) for i in act_consts]
+    init += [gs[j] if gs[j] is not None else _zeros_like(body.inputs[nc + nx + j]) for j in act]
+    ys_types = [(tuple(body.inputs[nc + i].shape), body.inputs[nc + i].dtype) for i in act_xs]
+    outs, ys = emit_scan(step, list(xs) + list(residuals) + list(g_ys.values()), length, init,
+                         ys_types, reverse=not p["reverse"], name=body.name + "_vjp")
+    contributions = [None] * len(args)
+    for n, i in enumerate(act_consts):
+        contributions[i] = outs[n]
+    for n, i in enumerate(act_xs):
+        contributions[nc + i] = ys[n]
+    for n, j in enumerate(act):
+        contributions[nc + nx + 1 + j] = outs[na + n]
     return contributions
 
 
@@ -357,15 +465,11 @@ def _cond_vjp(stmt, residuals, gs, args, mask):
     return contributions
 
 
-def _no_second_order(stmt, residuals, gs, args, mask):
-    raise TracingError("derivatives of derivatives through a compiled loop (the adjoint of a "
-                       "while_loop) are not supported yet")
-
-
 ad.FORWARD[Prim.while_loop] = _while_forward
 ad.JOINT[Prim.while_loop] = _while_vjp
 ad.JOINT[Prim.cond] = _cond_vjp
-ad.JOINT[Prim.while_grad] = _no_second_order
+ad.FORWARD[Prim.scan] = _scan_forward
+ad.JOINT[Prim.scan] = _scan_vjp
 
 # ------------------------------------------------------------------------------------------------
 # The explicit primitives (JAX's signatures)

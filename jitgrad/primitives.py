@@ -72,7 +72,7 @@ class Prim(enum.Enum):
     matmul = enum.auto()  # 2-D @ 2-D; tracing reshapes the 1-D cases
     # control flow: statements holding regions (graphs) in their params; several results each
     while_loop = enum.auto()  # (cond consts, body consts, init); params: cond, body, save
-    while_grad = enum.auto()  # the adjoint loop of a saved while_loop; params: vjp, ...
+    scan = enum.auto()  # (consts, xs, length, init): a loop over the rows of xs; params: body, ...
     cond = enum.auto()  # (pred, operands); params: true, false (graphs over the operands)
     # the families' operations (ops.py): params: op, and the op's own
     elementwise = enum.auto()  # fuses: a function of its operands' elements
@@ -93,7 +93,7 @@ REDUCE = frozenset({Prim.reduce_sum, Prim.reduce_max, Prim.reduce_min})
 # Moves no data: fused loops read through these by rewriting indices.
 VIEW = frozenset({Prim.broadcast_to, Prim.slice, Prim.transpose, Prim.reshape})
 # Statements with regions and several results: defined in control.py, compiled as calls.
-CONTROL = frozenset({Prim.while_loop, Prim.while_grad, Prim.cond})
+CONTROL = frozenset({Prim.while_loop, Prim.scan, Prim.cond})
 # Statements whose results are a tuple (bind_multi), however many there are.
 MULTI = CONTROL | {Prim.call}
 # Everything a fused loop body can compute for one element.

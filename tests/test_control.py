@@ -112,7 +112,7 @@ def test_compiled_loop_matches_the_interpreter():
     interpreted = evaluate(build.grad_graph, dynamic, build.consts)
     compiled = value_and_grad(taylor_sine_loop)(1.3)
     numpy.testing.assert_allclose(compiled, interpreted, rtol=1e-14)
-    assert "while_loop" in str(build.grad_graph) and "while_grad" in str(build.grad_graph)
+    assert "while_loop" in str(build.grad_graph) and "scan" in str(build.grad_graph)
 
 
 def test_plain_python_outside_a_trace():
@@ -136,12 +136,56 @@ def test_loop_value_that_changes_shape_is_a_clear_error():
         grad(f)(numpy.ones(5))
 
 
-def test_second_derivative_through_a_loop_is_refused_clearly():
-    def f(x):
-        return fori_loop(0, 3, lambda i, v: v * x, 1.0)
+def _euler(np, x, steps):
+    """Euler steps of y' = sin(y) * x + 0.1 y, as a Python loop (autograd runs it as it is)."""
+    y = x
+    for _ in range(steps):
+        y = y + 0.1 * (np.sin(y) * x + 0.1 * y)
+    return np.sum(y ** 2)
 
-    with pytest.raises(TracingError, match="through a compiled loop"):
-        grad(grad(f))(1.5)
+
+# The same function through each kind of compiled loop; x is an array of 3.
+HIGHER_ORDER = {
+    "fori_loop": lambda x: np.sum(fori_loop(
+        0, 6, lambda i, y: y + 0.1 * (np.sin(y) * x + 0.1 * y), x) ** 2),
+    "while_loop": lambda x: np.sum(while_loop(
+        lambda c: c[0] < 6, lambda c: (c[0] + 1, c[1] + 0.1 * (np.sin(c[1]) * x + 0.1 * c[1])),
+        (0, x))[1] ** 2),
+    "cond-inside": lambda x: np.sum(fori_loop(0, 6, lambda i, y: cond(
+        i % 2 == 0, lambda y: y + 0.1 * (np.sin(y) * x + 0.1 * y),
+        lambda y: y + 0.1 * (np.sin(y) * x + 0.1 * y), y), x) ** 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HIGHER_ORDER))
+def test_derivatives_of_derivatives_through_compiled_loops(name):
+    f, x = HIGHER_ORDER[name], numpy.array([0.3, -0.7, 1.1])
+    reference = lambda x: _euler(anp, x, 6)  # noqa: E731
+    with jitgrad.execution("interpret"):
+        hessian = jitgrad.hessian(f)(x)
+        third = grad(lambda x: np.sum(grad(lambda x: np.sum(grad(f)(x) ** 2))(x) * x))(x)
+    numpy.testing.assert_allclose(hessian, autograd.hessian(reference)(x), rtol=1e-12)
+    expected = autograd.grad(lambda x: anp.sum(autograd.grad(
+        lambda x: anp.sum(autograd.grad(reference)(x) ** 2))(x) * x))(x)
+    numpy.testing.assert_allclose(third, expected, rtol=1e-11)
+
+
+def test_hessian_through_a_compiled_python_loop_with_a_traced_trip_count():
+    def f(x, n):
+        y, i = x, 0
+        while i < n:  # n is traced: a compiled loop
+            y = y + 0.1 * (np.sin(y) * x + 0.1 * y)
+            i += 1
+        return np.sum(y ** 2)
+
+    x = numpy.array([0.3, -0.7, 1.1])
+    for n in (0, 1, 6):
+        h = jitgrad.hessian(f)(x, n)
+        numpy.testing.assert_allclose(h, autograd.hessian(lambda x: _euler(anp, x, n))(x),
+                                      rtol=1e-12, atol=1e-300)
+    hvp = jitgrad.hessian_vector_product(f)(x, 6, numpy.array([1.0, 2.0, -1.0]))
+    numpy.testing.assert_allclose(
+        hvp, autograd.hessian(lambda x: _euler(anp, x, 6))(x) @ [1.0, 2.0, -1.0], rtol=1e-12)
 
 
 def test_explain_shows_regions():

@@ -57,13 +57,14 @@ functions; tests/test_supported.py fails when this file is out of date. Do not e
 
 `import jitgrad.numpy as np` gives NumPy's namespace, and `jitgrad.numpy.linalg`,
 `jitgrad.numpy.fft`, `jitgrad.numpy.random`, `jitgrad.scipy.special`, `jitgrad.scipy.stats.*`,
-`jitgrad.scipy.linalg`, `jitgrad.scipy.signal`, `jitgrad.scipy.integrate` mirror NumPy's and SciPy's modules (as autograd's
-do: change `autograd` to `jitgrad` in the import lines).  The functions below trace and
-differentiate; every other name is NumPy's or SciPy's own, works on plain arrays, and raises a
-clear `TracingError` naming itself (`numpy.linalg.lstsq is not supported on traced values`) when
-it meets a traced value.  NumPy's own functions called on a traced value (`numpy.exp(x)`) are
-routed to these.  Python control flow on traced values (`if`, `while`, `for`, `and`/`or`,
-`break`/`continue`/`return` in loops) is compiled: see docs/control-flow.md.
+`jitgrad.scipy.linalg`, `jitgrad.scipy.signal`, `jitgrad.scipy.integrate` mirror NumPy's and
+SciPy's modules (as autograd's do: change `autograd` to `jitgrad` in the import lines).  The
+functions below trace and differentiate; every other name is NumPy's or SciPy's own, works on
+plain arrays, and raises a clear `TracingError` naming itself (`numpy.linalg.lstsq is not
+supported on traced values`) when it meets a traced value.  NumPy's own functions called on a
+traced value (`numpy.exp(x)`) are routed to these.  Python control flow on traced values (`if`,
+`while`, `for`, `and`/`or`, `break`/`continue`/`return` in loops) is compiled: see
+docs/control-flow.md.
 
 Conventions, as in autograd: non-differentiable functions (`floor`, `round`, `sign`, `argmax`,
 comparisons, ...) have zero gradients; `abs` has derivative `sign(x)` (0 at 0); `max`, `min`,

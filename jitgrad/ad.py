@@ -300,7 +300,8 @@ def _op_vjp(stmt, gs, outs, args, mask) -> list:
 def _accumulate(cotangents: dict, var: Var, contribution) -> None:
     old = cotangents.get(var)
     if any(n < 0 for n in var.shape):  # rows saved by a loop, as many as it ran
-        cotangents[var] = contribution if old is None else add_rows(old, contribution)
+        cotangents[var] = contribution if old is None else apply(np._arrays.add_rows, old,
+                                                                 contribution)
         return
     if isinstance(contribution, Scatter):
         base = full(var.shape, 0.0, var.dtype) if old is None else old
@@ -310,11 +311,6 @@ def _accumulate(cotangents: dict, var: Var, contribution) -> None:
     if var.dtype.kind != "c" and _dtype(contribution).kind == "c":
         contribution = np.real(contribution)  # a real value's cotangent is real (autograd's)
     cotangents[var] = contribution if old is None else old + contribution
-
-
-# Set by control.py: the sum of two values with as many rows as a loop ran (a Numba call, since
-# loop nests need their sizes).
-add_rows = None
 
 
 def _dtype(value):

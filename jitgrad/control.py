@@ -24,7 +24,6 @@ import random
 import sys
 import types as pytypes
 
-import numba
 import numpy as np
 
 from . import ad, watch
@@ -32,7 +31,6 @@ from .errors import ShapeError, TracingError
 from .fuse import dce
 from .interpret import evaluate
 from .ir import Graph, Var
-from .ops import apply, call_op
 from .primitives import CONTROL_RULES, FLOAT, IMPL, INT, Prim, broadcast_shapes
 from .trace import (Trace, Tracer, active_traces, bind, bind_multi, flatten, full,
                     innermost_trace, unflatten, user_frame)
@@ -343,17 +341,6 @@ def emit_scan(fn, xs, length, init, ys_types, reverse: bool, name: str = "scan")
     outs = bind_multi(Prim.scan, *captured, *xs, length, *init, body=body,
                       n_consts=len(captured), n_xs=len(xs), reverse=reverse)
     return list(outs[:len(init)]), list(outs[len(init):])
-
-
-@numba.njit(cache=True, nogil=True)
-def _add_rows_kernel(a, b):
-    return a + b
-
-
-_add_rows = call_op("add_rows", numpy=np.add, kernel=_add_rows_kernel,
-                    shape=lambda a, b: [(tuple(a.shape), a.dtype)],
-                    vjp=(lambda g, ans, a, b: g, lambda g, ans, a, b: g))
-ad.add_rows = lambda a, b: apply(_add_rows, a, b)
 
 
 def _zeros_like(v):

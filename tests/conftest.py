@@ -37,3 +37,17 @@ def builds(monkeypatch):
 
     monkeypatch.setattr(api._GradFunction, "_build", counting)
     return count
+
+
+@pytest.fixture
+def interpret_unless_compiled(request):
+    """Runs a test with the IR interpreter, unless its name starts with test_compiled: a test
+    file takes it with `pytestmark = pytest.mark.usefixtures("interpret_unless_compiled")`, so
+    most variants skip Numba's compile time and a compiled sample keeps the kernels honest."""
+    if request.node.name.startswith("test_compiled"):
+        yield
+        return
+    import jitgrad
+
+    with jitgrad.execution("interpret"):
+        yield

@@ -129,12 +129,19 @@ def test_unhashable_static_argument():
         grad(f)(x3, {1, 2})
 
 
-def test_indexing_by_traced_values_is_refused_clearly():
+def test_indexing_by_traced_values_gathers_or_is_refused_clearly():
     numpy.testing.assert_array_equal(grad(lambda x: np.sum(x[numpy.array([0, 2])]))(x3),
                                      [1.0, 0.0, 1.0])
-    with pytest.raises(TracingError, match="an integer array of shape \\(3,\\) computed from "
+    # integer indices computed from traced values are gathered in the kernel
+    w = numpy.array([1.0, 10.0, 100.0])
+    x = numpy.array([0.5, -1.0, 2.0])
+    expected = numpy.empty(3)
+    expected[numpy.argsort(x)] = w
+    numpy.testing.assert_array_equal(grad(lambda x: np.sum(x[np.argsort(x)] * w))(x), expected)
+    # a mask computed from traced values would give a result whose shape depends on the values
+    with pytest.raises(TracingError, match="a boolean mask of shape \\(3,\\) computed from "
                                            "traced values"):
-        grad(lambda x: np.sum(x[np.argsort(x)]))(x3)
+        grad(lambda x: np.sum(x[x > 0]))(x3)
 
 
 def test_errors_are_jitgrad_errors():

@@ -54,13 +54,12 @@ def test_adjoint_of_a_broadcast_product():
           x4:f64[2,3] = tanh x3
           x5:f64[] = reduce_sum[axes=(0, 1), keepdims=False] x4
           x6:f64[2,3] = broadcast_to[shape=(2, 3)] 1.0
-          x7:f64[2,3] = pow x4 2
-          x8:f64[2,3] = sub 1.0 x7
-          x9:f64[2,3] = mul x6 x8
-          x10:f64[2,3] = mul x9 x1
-          x11:f64[2,1] = reduce_sum[axes=(1,), keepdims=True] x10
-          x12:f64[2] = reshape[shape=(2,)] x11
-          return x5, x12
+          x7:f64[2,3] = sech2 x3 x4
+          x8:f64[2,3] = mul x6 x7
+          x9:f64[2,3] = mul x8 x1
+          x10:f64[2,1] = reduce_sum[axes=(1,), keepdims=True] x9
+          x11:f64[2] = reshape[shape=(2,)] x10
+          return x5, x11
     """)
 
 

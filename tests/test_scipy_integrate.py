@@ -30,13 +30,7 @@ TIGHT = dict(rtol=1e-12, atol=1e-12)
 FD = dict(eps=1e-4, rtol=1e-6, atol=1e-7)
 
 
-@pytest.fixture(autouse=True)
-def _interpret(request):
-    if request.node.name.startswith("test_compiled"):
-        yield
-        return
-    with jitgrad.execution("interpret"):
-        yield
+pytestmark = pytest.mark.usefixtures("interpret_unless_compiled")
 
 
 def R(*shape, seed=0):  # noqa: N802

@@ -24,13 +24,7 @@ except ImportError:
     from gradcheck import check_grads, check_second_order
 
 
-@pytest.fixture(autouse=True)
-def _interpret(request):
-    if request.node.name.startswith("test_compiled"):
-        yield
-        return
-    with jitgrad.execution("interpret"):
-        yield
+pytestmark = pytest.mark.usefixtures("interpret_unless_compiled")
 
 
 def _rng(*key):

@@ -602,6 +602,18 @@ def _traced_offsets(shape, concrete, k, axis, index: Tracer):
     return apply(gather, values, _onp.ascontiguousarray(which))
 
 
+@numba.njit(cache=True, nogil=True)
+def _add_rows_kernel(a, b):
+    return a + b
+
+
+# The sum of two values with as many rows as a loop ran (the cotangents of a loop's saved values,
+# ad.py): a Numba call, since loop nests need their sizes.
+add_rows = call_op("add_rows", numpy=_onp.add, kernel=_add_rows_kernel,
+                   shape=lambda a, b: [(tuple(a.shape), a.dtype)],
+                   vjp=(lambda g, ans, a, b: g, lambda g, ans, a, b: g))
+
+
 # ------------------------------------------------------------------------------------------------
 # Sorting: values and the permutation that sorts them; the adjoint scatters through it
 # ------------------------------------------------------------------------------------------------

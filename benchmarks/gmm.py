@@ -80,6 +80,9 @@ from dataclasses import dataclass
 import numba
 import numpy
 
+from .run import (LoadMonitor, Missing, _cpu_model, _identity,  # shared with the main table
+                  _import, _loop)
+
 RTOL = 1e-7  # agreement required with the hand-written NumPy value and gradient
 
 SIZES = {  # name: (d, K, n)
@@ -583,25 +586,6 @@ def hand_numba_objective(data):
 # ------------------------------------------------------------------------------------------------
 
 
-class Missing(Exception):
-    """The contender's library is not installed: shown as '-'."""
-
-
-def _import(name):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        # Only the library itself being absent means "not installed"; a failure inside it is an
-        # error and is reported as one.
-        if e.name is not None and name.split(".")[0] == e.name.split(".")[0] == e.name:
-            raise Missing(f"{e.name} is not installed") from None
-        raise
-
-
-def _identity(out):
-    return out
-
-
 def build_hand_numba(data):
     vg, f = hand_numba(data), hand_numba_objective(data)
     arg = data["arg"]
@@ -745,13 +729,6 @@ def max_rel_error(out, ref):
         scale = max(float(numpy.max(numpy.abs(r))), 1e-300)
         errs.append(float(numpy.max(numpy.abs(g - r))) / scale)
     return max(math.inf if math.isnan(e) else e for e in errs)
-
-
-def _loop(call, n):
-    t0 = time.perf_counter()
-    for _ in range(n):
-        call()
-    return time.perf_counter() - t0
 
 
 def time_per_call(call, target_s, repeats, t_first=None):
@@ -941,17 +918,6 @@ def _version(mod):
         return "not installed"
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _git_revision():
     def git(*a):
         return subprocess.run(
@@ -984,40 +950,6 @@ def environment():
     if hasattr(os, "getloadavg"):
         env["load avg"] = " ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1, 5, 15 min)"
     return env
-
-
-def _busy_cpu_seconds():
-    """CPU seconds the whole machine has been busy since boot (Linux), or None."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu_seconds():
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-class LoadMonitor:
-    """The share of the machine's CPU that *other* processes used while we ran: on 2 cores, one
-    busy neighbour makes multi-threaded BLAS, XLA and torch spin and slows them several-fold."""
-
-    def __init__(self):
-        self.wall0 = time.perf_counter()
-        self.busy0 = _busy_cpu_seconds()
-        self.own0 = _own_cpu_seconds()
-
-    def others_fraction(self):
-        busy = _busy_cpu_seconds()
-        if busy is None or self.busy0 is None:
-            return None
-        wall = time.perf_counter() - self.wall0
-        others = (busy - self.busy0) - (_own_cpu_seconds() - self.own0)
-        return max(0.0, others) / (wall * (os.cpu_count() or 1))
 
 
 def fmt_us(s):

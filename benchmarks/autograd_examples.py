@@ -323,6 +323,10 @@ def run_example(runner: str, script: str, file_attr: str, env: dict, timeout: fl
             seconds = time.perf_counter() - start
             stop_with_stack(proc)
             returncode, status = None, "timeout"
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): the run is in its own session
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
         else:
             seconds = time.perf_counter() - start
     stdout, stderr, stack = (open(p, errors="replace").read() if os.path.exists(p) else ""
@@ -735,6 +739,9 @@ def report_from_json(path: str) -> None:
 
 
 def main(argv=None):
+    # SIGTERM (`timeout`, a CI runner) unwinds like Ctrl-C, so that the example running in its
+    # own session is killed with us instead of running on, orphaned.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     args = parse_args(argv)
     if args.from_json:
         return report_from_json(args.from_json)

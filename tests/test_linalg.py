@@ -346,3 +346,110 @@ def test_singular_compiled(name, fn):
         jitgrad.grad(fn)(numpy.zeros((3, 3)))
     # The kernel still works afterwards on a good matrix.
     assert numpy.all(numpy.isfinite(jitgrad.grad(fn)(psd(3, 3))))
+
+
+# --- eig, and the complex cases of eigh and slogdet, against autograd ---------------------------
+
+def _cplx(*shape, key=None):
+    return R(*shape, key=key) + 1j * R(*shape, key=(key, "imag"))
+
+
+def _eig_loss(np, a):
+    """Real, invariant to each eigenvector's phase (as autograd's tests: |v|)."""
+    w, v = np.linalg.eig(a)
+    return (np.sum(np.real(w) * _w(w.shape)) + np.sum(np.imag(w) * _w(w.shape, "i"))
+            + np.sum(np.abs(v) * _w(v.shape, "v")))
+
+
+def _eigh_loss(np, a):
+    w, v = np.linalg.eigh(a)
+    return np.sum(w * _w(w.shape)) + np.sum(np.abs(v) ** 2 * _w(v.shape, "v"))
+
+
+def _svd_loss(np, a):
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    return (np.sum(s * _w(s.shape)) + np.sum(np.abs(u) ** 2 * _w(u.shape, "u"))
+            + np.sum(np.abs(vh) ** 2 * _w(vh.shape, "vh")))
+
+
+def _slogdet_loss(np, a):
+    sign, logdet = np.linalg.slogdet(a)
+    return np.sum(logdet * _w(logdet.shape)) + np.sum(np.abs(sign))
+
+
+def _slogdet_sign_loss(np, a):
+    """Uses the complex sign, whose gradient autograd drops (checked against differences)."""
+    sign, logdet = np.linalg.slogdet(a)
+    return np.sum(logdet * _w(logdet.shape)) + np.sum(np.real(sign) + 2.0 * np.imag(sign))
+
+
+COMPLEX_CASES = [
+    ("eig-real", _eig_loss, lambda: R(6, 6, key="eig")),
+    ("eig-complex", _eig_loss, lambda: _cplx(5, 5, key="eig")),
+    ("eig-batched", _eig_loss, lambda: _cplx(3, 4, 4, key="eig")),
+    ("eigh-complex", _eigh_loss, lambda: _cplx(4, 4, key="eigh")),
+    ("svd-complex-wide", _svd_loss, lambda: _cplx(3, 5, key="svd")),
+    ("svd-complex-tall", _svd_loss, lambda: _cplx(2, 5, 3, key="svd")),
+    ("svd-complex-s", lambda np, a: np.sum(np.linalg.svd(a, compute_uv=False) * _w((3,))),
+     lambda: _cplx(3, 3, key="svd")),
+    ("slogdet-complex", _slogdet_loss, lambda: _cplx(2, 3, 3, key="slogdet")),
+    ("slogdet-complex-sign", _slogdet_sign_loss, lambda: _cplx(2, 3, 3, key="slogdet")),
+]
+
+
+def _directional(f, a, g, eps=1e-6):
+    """Central differences along random directions (complex ones for complex a): the
+    derivative along v is Re(sum(g * v)) in autograd's convention."""
+    rng = numpy.random.default_rng(1)
+    for _ in range(3):
+        v = rng.standard_normal(a.shape)
+        if numpy.iscomplexobj(a):
+            v = v + 1j * rng.standard_normal(a.shape)
+        numeric = (f(a + eps * v) - f(a - eps * v)) / (2 * eps)
+        assert numpy.real(numpy.sum(g * v)) == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("name,loss,make", COMPLEX_CASES, ids=[c[0] for c in COMPLEX_CASES])
+def test_eig_and_complex_factorisations_against_autograd(name, loss, make):
+    autograd = pytest.importorskip("autograd")
+    anp = pytest.importorskip("autograd.numpy")
+    a = make()
+    value, g = jitgrad.value_and_grad(lambda a: loss(np, a))(a)
+    assert g.dtype == a.dtype
+    assert value == pytest.approx(loss(anp, a), rel=1e-12)
+    if not name.endswith("-sign"):
+        expected = autograd.grad(lambda a: loss(anp, a))(a)
+        numpy.testing.assert_allclose(g, expected, rtol=1e-9, atol=1e-11)
+    _directional(lambda a: loss(numpy, a), a, g)
+
+
+def test_eig_compiled_matches_the_interpreter():
+    a = R(2, 5, 5, key="eig-compiled")
+    f = lambda a: _eig_loss(np, a)  # noqa: E731
+    with jitgrad.execution("interpret"):
+        expected = jitgrad.value_and_grad(f)(a)
+    value, g = jitgrad.value_and_grad(f)(a)
+    assert value == pytest.approx(expected[0], rel=1e-12)
+    numpy.testing.assert_allclose(g, expected[1], rtol=1e-10, atol=1e-12)
+    _directional(lambda a: _eig_loss(numpy, a), a, g)
+
+
+def test_eig_values_are_numpys_and_always_complex():
+    a = R(2, 4, 4, key="eig-values")
+    _, (w, v) = jitgrad.make_vjp(L.eig)(a)
+    ew, ev = numpy.linalg.eig(a)
+    assert w.dtype == v.dtype == numpy.complex128
+    numpy.testing.assert_allclose(w, ew, rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(v, ev, rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(a @ v, v * w[..., None, :], atol=1e-10)
+    sym_a = a + numpy.swapaxes(a, 1, 2)  # real eigenvalues: still complex, as JAX's eig
+    _, w = jitgrad.make_vjp(L.eigvals)(sym_a)
+    assert w.dtype == numpy.complex128
+    numpy.testing.assert_allclose(numpy.sort(w.real), numpy.linalg.eigvalsh(sym_a), atol=1e-10)
+    _, w32 = jitgrad.make_vjp(L.eigvals)(a.astype(numpy.float32))
+    assert w32.dtype == numpy.complex64
+
+
+def test_eig_second_order():
+    loss = lambda a: _eig_loss(np, a)  # noqa: E731
+    check_second_order(loss, R(4, 4, key="eig-2"), rtol=1e-4, atol=1e-6)

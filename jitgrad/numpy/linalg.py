@@ -65,6 +65,11 @@ def _is_zero(g) -> bool:
     return False
 
 
+def _real_dtype(dt) -> _onp.dtype:
+    """The real dtype of dtype `dt`'s precision (float64 for complex128)."""
+    return _onp.finfo(dt).dtype
+
+
 def _eye(n, dtype=_onp.float64):
     return _onp.eye(n, dtype=dtype)
 
@@ -122,7 +127,7 @@ det_op = call_op(
 @numba.njit(cache=True, nogil=True)
 def _slogdet_kernel(a):
     sign = _onp.empty(a.shape[0], a.dtype)
-    logdet = _onp.empty(a.shape[0], a.dtype)
+    logdet = _onp.empty(a.shape[0], a.real.dtype)
     for i in range(a.shape[0]):
         s, ld = _onp.linalg.slogdet(a[i])
         sign[i] = s
@@ -135,10 +140,20 @@ def _slogdet_numpy(a):
     return _onp.ascontiguousarray(s), _onp.ascontiguousarray(ld)
 
 
+def _slogdet_vjp(g, ans, a):
+    # d log det = tr(A^-1 dA) = d logabsdet + i d(arg det), and sign = exp(i arg det): the
+    # cotangent of the complex log-determinant is g_logabsdet + i Im(g_sign * sign), which
+    # multiplies A^-T.  autograd drops the sign's term, which is zero only for real matrices.
+    g_sign, g_logdet = g
+    if jnp._is_complex(a) and not _is_zero(g_sign):
+        g_logdet = g_logdet + 1j * jnp.imag(g_sign * ans[0])
+    return _col(_col(g_logdet)) * _inv_t(a)
+
+
 slogdet_op = call_op(
     "slogdet", numpy=_slogdet_numpy, kernel=_slogdet_kernel,
-    shape=lambda a: [((a.shape[0],), a.dtype), ((a.shape[0],), a.dtype)],
-    vjp=(lambda g, ans, a: _col(_col(g[1])) * _inv_t(a),))
+    shape=lambda a: [((a.shape[0],), a.dtype), ((a.shape[0],), _real_dtype(a.dtype))],
+    vjp=(_slogdet_vjp,))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -262,7 +277,7 @@ cholesky_op = call_op(
 @numba.njit(cache=True, nogil=True)
 def _eigh_kernel(a):
     B, n = a.shape[0], a.shape[1]
-    w = _onp.empty((B, n), a.dtype)
+    w = _onp.empty((B, n), a.real.dtype)
     v = _onp.empty_like(a)
     for i in range(B):
         wi, vi = _onp.linalg.eigh(a[i])
@@ -279,23 +294,68 @@ def _eigh_numpy(a):
 
 
 def _eigh_vjp(g, ans, a):
-    # autograd's: only the lower triangle of `a` is read.
+    # autograd's, for real symmetric and complex Hermitian matrices: only the lower triangle
+    # of `a` is read, and the diagonal of a Hermitian matrix is real.
     wg, vg = g
     w, v = ans
     n = a.shape[-1]
-    temp = _bmm(v * _row(wg), v, tb=True)
+    vc = jnp.conj(v)
+    temp = _bmm(vc * _row(wg), v, tb=True)
     if not _is_zero(vg):
         off = 1.0 - _eye(n)
         # f[i, j] = 1 / (w_j - w_i) off the diagonal
         f = off / (_row(w) - _col(w) + _eye(n))
-        temp = temp + _bmm(_bmm(v, f * _bmm(v, vg, ta=True)), v, tb=True)
-    return temp * _eye(n) + (temp + _swap(temp)) * _onp.tril(_onp.ones((n, n)), -1)
+        temp = temp + _bmm(_bmm(vc, f * _bmm(v, vg, ta=True)), v, tb=True)
+    return (jnp.real(temp) * _eye(n)
+            + (temp + jnp.conj(_swap(temp))) * _onp.tril(_onp.ones((n, n)), -1))
 
 
 eigh_op = call_op(
     "eigh", numpy=_eigh_numpy, kernel=_eigh_kernel,
-    shape=lambda a: [((a.shape[0], a.shape[1]), a.dtype), (a.shape, a.dtype)],
+    shape=lambda a: [((a.shape[0], a.shape[1]), _real_dtype(a.dtype)), (a.shape, a.dtype)],
     vjp=(_eigh_vjp,))
+
+
+def _eig_numpy(a):
+    """NumPy's eig of a stack, always complex: (B, n) eigenvalues and (B, n, n) eigenvectors
+    (columns), in LAPACK's order."""
+    w, v = _np_linalg.eig(a)
+    return (_onp.ascontiguousarray(w, dtype=_onp.complex128),
+            _onp.ascontiguousarray(v, dtype=_onp.complex128))
+
+
+@numba.njit(cache=True)
+def _eig_kernel(a):
+    # A call back into NumPy: Numba's eig refuses real matrices with complex eigenvalues, and
+    # NumPy's (real LAPACK for real input) fixes the order and phases the interpreter gives.
+    with numba.objmode(w="complex128[:, ::1]", v="complex128[:, :, ::1]"):
+        w, v = _eig_numpy(a)
+    return w, v
+
+
+def _eig_vjp(g, ans, a):
+    # autograd's (arXiv:1701.00392, eq. 4.77): with U the eigenvectors and F[i, j] =
+    # 1 / (e_j - e_i) off the diagonal, the cotangent is U^-T (diag(ge) + F * (U^T gu)
+    # - F * (U^T conj(U) (Re(U^T gu) * I))) U^T, its real part for a real matrix.
+    ge, gu = g
+    e, u = ans
+    n = a.shape[-1]
+    eye = _eye(n)
+    ut = _swap(u)
+    r = _col(ge) * eye
+    if not _is_zero(gu):
+        f = (1.0 - eye) / (_row(e) - _col(e) + eye)
+        utgu = _bmm(ut, gu)
+        r = r + f * utgu - f * _bmm(_bmm(ut, jnp.conj(u)), jnp.real(utgu) * eye)
+    r = _bmm(_solve(ut, r), ut)
+    return r if jnp._is_complex(a) else jnp.real(r)
+
+
+eig_op = call_op(
+    "eig", numpy=_eig_numpy, kernel=_eig_kernel,
+    shape=lambda a: [((a.shape[0], a.shape[1]), _onp.dtype(_onp.complex128)),
+                     (a.shape, _onp.dtype(_onp.complex128))],
+    vjp=(_eig_vjp,))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -303,7 +363,7 @@ def _svd_kernel(a):
     B, m, n = a.shape
     k = min(m, n)
     u = _onp.empty((B, m, k), a.dtype)
-    s = _onp.empty((B, k), a.dtype)
+    s = _onp.empty((B, k), a.real.dtype)
     vh = _onp.empty((B, k, n), a.dtype)
     for i in range(B):
         ui, si, vhi = _onp.linalg.svd(a[i], full_matrices=False)
@@ -323,31 +383,39 @@ def _svd_numpy(a):
 def _svd_shape(a):
     B, m, n = a.shape
     k = min(m, n)
-    return [((B, m, k), a.dtype), ((B, k), a.dtype), ((B, k, n), a.dtype)]
+    return [((B, m, k), a.dtype), ((B, k), _real_dtype(a.dtype)), ((B, k, n), a.dtype)]
 
 
 def _svd_vjp(g, ans, a):
-    # autograd's (J. Townsend, "Differentiating the singular value decomposition"), real case.
+    # autograd's (J. Townsend, "Differentiating the singular value decomposition"), real and
+    # complex: with v = vh^H, the thin SVD's cotangent is conj(u) T v^T plus, for a wide or a
+    # tall matrix, the parts outside the span of v or u.  The conjugations vanish when real.
     gu, gs, gvh = g
     u, s, vh = ans
     m, n = a.shape[-2:]
     k = min(m, n)
     eye = _eye(k)
-    out = _bmm(u * _row(gs), vh)
+    uc, vhc = jnp.conj(u), jnp.conj(vh)
+    out = _bmm(uc * _row(gs), vhc)
     if _is_zero(gu) and _is_zero(gvh):
         return out
-    v, gv = _swap(vh), _swap(gvh)
+    v, gv = jnp.conj(_swap(vh)), jnp.conj(_swap(gvh))
     f = 1.0 / (_row(s) ** 2 - _col(s) ** 2 + eye)
-    f = f * (1.0 - eye)
     utgu = _bmm(u, gu, ta=True)
     vtgv = _bmm(v, gv, ta=True)
-    t = (f * (utgu - _swap(utgu))) * _row(s) + _col(s) * (f * (vtgv - _swap(vtgv)))
-    out = out + _bmm(_bmm(u, t), vh)
+    t = ((f * (utgu - jnp.conj(_swap(utgu)))) * _row(s)
+         + _col(s) * (f * (vtgv - jnp.conj(_swap(vtgv)))))
+    if jnp._is_complex(a):
+        t = t + 1j * jnp.imag(utgu * eye) / _row(s)
+    out = out + _bmm(_bmm(uc, t), vhc)
     if m < n:
-        out = out + _bmm(u / _row(s), gv, tb=True) - _bmm(_bmm(u / _row(s), _bmm(gv, v, ta=True),
-                                                                tb=False), vh)
+        us = u / _row(s)
+        out = out + jnp.conj(_bmm(us, gv, tb=True) - _bmm(_bmm(us, _bmm(gv, v, ta=True)),
+                                                           jnp.conj(v), tb=True))
     elif m > n:
-        out = out + _bmm(gu / _row(s), vh) - _bmm(u, _bmm(_bmm(u, gu, ta=True) / _row(s), vh))
+        vs = v / _row(s)
+        out = out + _swap(_bmm(vs, gu, tb=True) - _bmm(_bmm(vs, _bmm(gu, u, ta=True)),
+                                                       jnp.conj(u), tb=True))
     return out
 
 
@@ -475,6 +543,36 @@ def eigh(a, UPLO="L"):
         a3 = _swap(a3)
     w, v = apply(eigh_op, a3)
     return _unstack(w, batch), _unstack(v, batch)
+
+
+@_export
+def eig(a):
+    """numpy.linalg.eig: eigenvalues and eigenvectors (columns) of a square matrix or a stack,
+    as NumPy computes them.  On traced values both are always complex (complex64 for float32
+    and complex64 input): NumPy returns real arrays for a real matrix whose eigenvalues happen
+    to be real, a type that depends on the values, which one compiled kernel cannot have.
+    Take `np.real` where you know the eigenvalues are real.  Differentiable as autograd's eig
+    (distinct eigenvalues; eigenvectors are unit-norm with LAPACK's phase, so only
+    phase-invariant functions of them, such as `np.abs(v)`, have a gradient)."""
+    if not _traced(a):
+        return _np_linalg.eig(a)
+    a3, batch = _stack(a, "eig")
+    single = a3.dtype in (_onp.float32, _onp.complex64)
+    if a3.dtype != _onp.complex128:
+        a3 = a3.astype(_onp.complex128 if a3.dtype.kind == "c" else _onp.float64)
+    w, v = apply(eig_op, a3)
+    if single:
+        w, v = w.astype(_onp.complex64), v.astype(_onp.complex64)
+    return _unstack(w, batch), _unstack(v, batch)
+
+
+@_export
+def eigvals(a):
+    """numpy.linalg.eigvals: the eigenvalues of a square matrix or a stack (complex on traced
+    values, as `eig`)."""
+    if not _traced(a):
+        return _np_linalg.eigvals(a)
+    return eig(a)[0]
 
 
 @_export

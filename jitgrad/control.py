@@ -27,7 +27,7 @@ import types as pytypes
 import numpy as np
 
 from . import ad, watch
-from .errors import ShapeError, TracingError
+from .errors import JitgradInternalError, ShapeError, TracingError
 from .fuse import dce
 from .interpret import evaluate
 from .ir import Graph, Var
@@ -150,9 +150,12 @@ def _fixed_types(fn, types, name, what):
 # ------------------------------------------------------------------------------------------------
 
 
-def emit_while(cond_fn, body_fn, init, where: str, names=None, max_iterations=None):
+def emit_while(cond_fn, body_fn, init, where: str, names=None, max_iterations=None,
+               adjoint=None):
     """Record `while cond_fn(*v): v = body_fn(*v)` as one statement; returns the final values.
-    The loop raises after `max_iterations` (default MAX_LOOP_ITERATIONS) iterations."""
+    The loop raises after `max_iterations` (default MAX_LOOP_ITERATIONS) iterations.
+    `adjoint="fixed_point"` marks a loop carrying (x, x_prev) with body (step(x), x) and a
+    convergence test on (x, x_prev): it is differentiated implicitly (`_fixed_point_vjp`)."""
     limit = _iteration_limit(max_iterations)
     def what(j):
         return f"loop variable `{names[j]}` (loop at {where})" if names else \
@@ -164,8 +167,10 @@ def emit_while(cond_fn, body_fn, init, where: str, names=None, max_iterations=No
         lambda *v: [_as_condition(cond_fn(*v), where)], types, "cond",
         [((), np.dtype(np.bool_))], lambda j: f"the condition at {where}")
     init = [_coerce(v, s, d, what(j)) for j, (v, (s, d)) in enumerate(zip(init, types))]
+    extra = {} if adjoint is None else {"adjoint": adjoint}
     return bind_multi(Prim.while_loop, *cond_consts, *body_consts, *init,
-                      cond=cond, body=body, save=False, max_iterations=limit, where=where)
+                      cond=cond, body=body, save=False, max_iterations=limit, where=where,
+                      **extra)
 
 
 def _iteration_limit(max_iterations) -> int:
@@ -257,7 +262,8 @@ CONTROL_RULES[Prim.scan] = _scan_rule
 CONTROL_RULES[Prim.cond] = _outputs_rule("true")
 
 
-def _while_impl(*args, cond, body, save=False, max_iterations=None, where="<unknown>"):
+def _while_impl(*args, cond, body, save=False, max_iterations=None, where="<unknown>",
+                adjoint=None):
     nc, nb = len(cond.consts), len(body.consts)
     cond_consts, body_consts, values = args[:nc], args[nc:nc + nb], list(args[nc + nb:])
     tapes: list[list] = [[] for _ in values]
@@ -309,7 +315,11 @@ IMPL[Prim.cond] = _cond_impl
 
 def _while_forward(stmt, args, mask):
     """The forward loop, saving its carried values for the adjoint loop (a loop that saves them
-    already, differentiated again, has them among its results)."""
+    already, differentiated again, has them among its results).  A fixed-point loop keeps only
+    its final values."""
+    if _implicit(stmt):
+        outs = bind_multi(Prim.while_loop, *args, **stmt.params)
+        return outs, outs
     outs = bind_multi(Prim.while_loop, *args, **{**stmt.params, "save": True})
     k = len(stmt.params["body"].inputs)
     return outs[:len(stmt.outs)], outs[k:]
@@ -347,9 +357,52 @@ def _zeros_like(v):
     return full(v.shape, 0.0, v.dtype)
 
 
+def _implicit(stmt) -> bool:
+    """Whether a while loop is differentiated implicitly: a fixed-point loop (emit_while's
+    `adjoint`) whose carried values are all floating-point."""
+    return (stmt.params.get("adjoint") == "fixed_point" and not stmt.params.get("save")
+            and all(v.dtype.kind in "fc" for v in stmt.params["body"].inputs))
+
+
+def _fixed_point_vjp(stmt, residuals, gs, args, mask):
+    """The implicit adjoint of `x* = step(x*)` (autograd.misc.fixed_points): the cotangent w of
+    x* solves w = g + (d step / d x)^T w, found by the same iteration and convergence test as
+    the forward loop (from w = g, w_prev = 0); the constants' cotangent is (d step / d c)^T w,
+    and the starting point has none.  No iteration is stored.  That iteration is a fixed point
+    too, differentiated the same way again (autograd's second derivatives)."""
+    cond, body = stmt.params["cond"], stmt.params["body"]
+    nc, nb, k = len(cond.consts), len(body.consts), len(body.inputs)
+    n = k // 2  # carried: x, then x_prev
+    if any(g is not None for g in gs[n:]):
+        raise JitgradInternalError("a fixed-point loop's previous iterate has a cotangent")
+    cond_consts, consts, final = args[:nc], args[nc:nc + nb], residuals[:k]
+    act_consts = [i for i in range(nb) if mask[nc + i] and body.consts[i].dtype.kind in "fc"]
+    region = Graph(body.consts + body.inputs, (), body.stmts, body.outputs, "step")
+    seeded = tuple(range(n))
+    vjp_x = dce(ad.vjp_graph(region, tuple(nb + j for j in range(n)), seeded))
+    g = [gs[j] if gs[j] is not None else _zeros_like(body.inputs[j]) for j in range(n)]
+
+    def adjoint_step(*w):
+        back = evaluate(vjp_x, list(consts) + list(final) + list(w[:n]), [])
+        return [a + b for a, b in zip(g, back)] + list(w[:n])
+
+    w = emit_while(lambda *w: evaluate(cond, list(w), list(cond_consts))[0], adjoint_step,
+                   g + [_zeros_like(v) for v in body.inputs[:n]],
+                   f"{stmt.params.get('where', '<unknown>')} (the adjoint fixed point)",
+                   max_iterations=stmt.params.get("max_iterations"), adjoint="fixed_point")[:n]
+    contributions = [None] * len(args)
+    if act_consts:
+        vjp_c = dce(ad.vjp_graph(region, tuple(act_consts), seeded))
+        for i, c in zip(act_consts, evaluate(vjp_c, list(consts) + list(final) + list(w), [])):
+            contributions[nc + i] = c
+    return contributions
+
+
 def _while_vjp(stmt, residuals, gs, args, mask):
     """The adjoint of a while loop: a scan backwards over its saved carried values, running the
     body's VJP.  Scans are differentiable themselves (`_scan_vjp`), so this is too."""
+    if _implicit(stmt):
+        return _fixed_point_vjp(stmt, residuals, gs, args, mask)
     cond, body = stmt.params["cond"], stmt.params["body"]
     nc, nb, k = len(cond.consts), len(body.consts), len(body.inputs)
     const_active = mask[nc:nc + nb]

@@ -76,6 +76,65 @@ def test_fixed_point_and_its_derivative():
     assert jitgrad.grad(sqrt)(2.0) == pytest.approx(0.5 / 2 ** 0.5, rel=1e-6)
 
 
+def _sqrt_by_fixed_point(np, fixed_point):
+    """autograd's examples/fixed_points.py: a loose tolerance, so the implicit derivative and
+    the derivative of the iterations differ visibly."""
+    return lambda a: fixed_point(lambda a: lambda x: x - 0.05 * (x ** 2 - a), a, 10.0,
+                                 lambda x, y: np.abs(x - y), 1e-4)
+
+
+def _contraction(np, fixed_point):
+    """A tree-valued fixed point x = (0.5 tanh(a x + b) + 0.3, ...) of matrix parameters."""
+    def solve(a, b):
+        step = lambda p: lambda x: (0.5 * np.tanh(p[0] @ x[0] + p[1]) + 0.3,  # noqa: E731
+                                    0.5 * x[0] - 0.1 * x[1])
+        distance = lambda x, y: np.sum(np.abs(x[0] - y[0])) + np.sum(np.abs(x[1] - y[1]))  # noqa
+        x = fixed_point(step, (a, b), (np.zeros(3), np.ones(3)), distance, 1e-12)
+        return np.sum(x[0] ** 2) + np.sum(np.sin(x[1]))
+    return solve
+
+
+@pytest.mark.parametrize("execution", ["interpret", "compile"])
+def test_fixed_point_is_differentiated_implicitly_as_autograd(execution):
+    from autograd.misc.fixed_points import fixed_point as a_fixed_point
+
+    from jitgrad.misc.fixed_points import fixed_point
+
+    autograd = pytest.importorskip("autograd")
+    anp = pytest.importorskip("autograd.numpy")
+    ours, theirs = _sqrt_by_fixed_point(np, fixed_point), _sqrt_by_fixed_point(anp, a_fixed_point)
+    with jitgrad.execution(execution):
+        for order in range(3):
+            assert ours(2.0) == pytest.approx(theirs(2.0), rel=1e-14)
+            ours, theirs = jitgrad.grad(ours), autograd.grad(theirs)
+    # the implicit derivative of the fixed point, not of the 120 iterations that reach it
+    assert jitgrad.grad(_sqrt_by_fixed_point(np, fixed_point))(2.0) == pytest.approx(
+        0.5 / 2 ** 0.5, rel=1e-3)
+
+    a, b = numpy.arange(9.0).reshape(3, 3) / 10.0, numpy.array([0.1, -0.2, 0.3])
+    with jitgrad.execution(execution):
+        ga, gb = jitgrad.grad(_contraction(np, fixed_point), (0, 1))(a, b)
+    ea, eb = autograd.grad(_contraction(anp, a_fixed_point), (0, 1))(a, b)
+    numpy.testing.assert_allclose(ga, ea, rtol=1e-9, atol=1e-12)  # rounding: 1e-11 apart
+    numpy.testing.assert_allclose(gb, eb, rtol=1e-9, atol=1e-12)
+    # against central differences (converged to 1e-12, implicit and exact agree)
+    f = _contraction(numpy, a_fixed_point)
+    d = numpy.random.default_rng(0).standard_normal(a.shape)
+    numeric = (f(a + 1e-6 * d, b) - f(a - 1e-6 * d, b)) / 2e-6
+    assert numpy.sum(ga * d) == pytest.approx(numeric, rel=1e-6)
+
+
+def test_fixed_point_has_no_gradient_with_respect_to_its_start():
+    from jitgrad.misc.fixed_points import fixed_point
+
+    def f(x0, a):
+        return fixed_point(lambda a: lambda x: 0.5 * x + a, a, x0, lambda x, y: np.abs(x - y),
+                           1e-12)
+
+    g0, ga = jitgrad.grad(f, (0, 1))(3.0, 1.0)
+    assert g0 == 0.0 and ga == pytest.approx(2.0, rel=1e-10)
+
+
 def test_check_grads_passes_right_rules_and_catches_wrong_ones():
     from jitgrad.extend import defvjp as jg_defvjp
     from jitgrad.extend import primitive as jg_primitive

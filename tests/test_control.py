@@ -7,7 +7,7 @@ import pytest
 
 import jitgrad
 import jitgrad.numpy as np
-from jitgrad import (ShapeError, TracingError, api, cond, fori_loop, grad, value_and_grad,
+from jitgrad import (ShapeError, api, cond, fori_loop, grad, value_and_grad,
                      while_loop)
 from jitgrad.interpret import evaluate
 

@@ -69,7 +69,8 @@ def test_jacobian_by_columns_when_the_input_is_smaller():
     anp = pytest.importorskip("autograd.numpy")
 
     def make(np):
-        return lambda x: np.reshape(np.outer(np.sin(x), numpy.arange(3.0) + 1) * np.sum(x ** 2), (-1,))
+        return lambda x: np.reshape(np.outer(np.sin(x), numpy.arange(3.0) + 1) * np.sum(x ** 2),
+                                    (-1,))
 
     y = numpy.array([0.3, -0.7])
     numpy.testing.assert_allclose(jitgrad.jacobian(make(np))(y),

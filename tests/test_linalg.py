@@ -51,6 +51,13 @@ def lower(*shape):
     return numpy.tril(R(*shape)) + 3.0 * numpy.eye(shape[-1])
 
 
+def banded(lower, upper, n):
+    """LAPACK band storage (l + u + 1, n) of a diagonally dominant banded matrix."""
+    ab = R(lower + upper + 1, n, key="banded")
+    ab[upper] += 4.0
+    return ab
+
+
 def _w(shape, key="w"):
     return R(*shape, key=key)
 
@@ -179,6 +186,10 @@ CASES = {
     "sp-block_diag": (weighted(lambda a, b: jsl.block_diag(a, b, R(1, 2))), (R(2, 3), R(2)),
                       (0, 1)),
     "sp-solve": (weighted(jsl.solve), (well(3, 3), R(3, 2)), (0, 1)),
+    "sp-solve_banded": (weighted(lambda ab, b: jsl.solve_banded((1, 1), ab, b)),
+                        (banded(1, 1, 5), R(5)), (0, 1)),
+    "sp-solve_banded-2d": (weighted(lambda ab, b: jsl.solve_banded((2, 0), ab, b)),
+                           (banded(2, 0, 4), R(4, 2)), (0, 1)),
 }
 
 @pytest.fixture(autouse=True)
@@ -222,6 +233,9 @@ VALUES = [
                                      lambda a: scipy_linalg.solve_triangular(a, R(3, 2),
                                                                              trans="T"),
                                      numpy.triu(well(3, 3)) + numpy.tril(R(3, 3), -1))),
+    ("sp-solve_banded", lambda: (lambda ab: jsl.solve_banded((1, 2), ab, R(5, 2)),
+                                 lambda ab: scipy_linalg.solve_banded((1, 2), ab, R(5, 2)),
+                                 banded(1, 2, 5))),
     ("sp-sqrtm", lambda: (jsl.sqrtm, lambda a: numpy.real(scipy_linalg.sqrtm(a)), psd(3, 3))),
     ("sp-cho_solve", lambda: (lambda a: jsl.cho_solve(jsl.cho_factor(a), R(3)),
                               lambda a: scipy_linalg.cho_solve(scipy_linalg.cho_factor(a), R(3)),
@@ -248,7 +262,7 @@ def test_eigh_and_svd_values():
 
 COMPILED = ["inv-3d", "det", "slogdet-3d", "solve-bcast", "cholesky-3d", "eigh-3d", "svd-tall",
             "svd-only-s", "pinv-wide", "sp-solve_triangular-upper-T", "sp-cho_solve", "norm-nuc",
-            "sp-sqrtm"]
+            "sp-sqrtm", "sp-solve_banded"]
 
 
 @pytest.mark.parametrize("name", COMPILED)
@@ -316,6 +330,10 @@ ERRORS = [
     (lambda a: jsl.solve_triangular(a, R(4)), R(3, 3), jitgrad.ShapeError,
      r"scipy\.linalg\.solve_triangular"),
     (lambda a: L.matrix_power(a, 1.5), R(3, 3), jitgrad.TracingError, r"integer"),
+    (lambda ab: jsl.solve_banded((1, 1), ab, R(4)), R(2, 4), jitgrad.ShapeError,
+     r"solve_banded: ab has shape \(2, 4\); with \(l, u\) = \(1, 1\) it must be \(3, n\)"),
+    (lambda ab: jsl.solve_banded((1, 1), ab, R(5)), R(3, 4), jitgrad.ShapeError,
+     r"solve_banded: b of shape \(5,\)"),
 ]
 
 

@@ -13,6 +13,7 @@ import scipy.linalg as _sp_linalg
 
 from ..errors import ShapeError, TracingError
 from ..ir import Span
+from ..numpy import _arrays
 from ..numpy import _base as jnp
 from ..numpy import _products as _p
 from ..numpy import linalg as _la
@@ -133,6 +134,38 @@ def solve(a, b, lower=False, overwrite_a=False, overwrite_b=False, check_finite=
     if transposed:
         a = _p._swap(a)
     return _la.solve(a, b)
+
+
+@_export
+def solve_banded(l_and_u, ab, b, overwrite_ab=False, overwrite_b=False, check_finite=True):
+    """scipy.linalg.solve_banded: solve a x = b for the banded matrix whose diagonals are the
+    rows of `ab` (LAPACK's band storage, ab[u + i - j, j] = a[i, j]).  On traced values the
+    band is gathered into the square matrix and solved by LU with partial pivoting, as
+    `np.linalg.solve`: n^3 work where SciPy's banded LU takes n (l + u)^2, so for large n with
+    a narrow band it is slower than SciPy, but its gradient with respect to `ab` (as autograd's,
+    it is the band of -w x^T where a^T w = g) and to `b` comes with it, to any order."""
+    if not _traced(ab, b):
+        return _sp_linalg.solve_banded(l_and_u, ab, b, overwrite_ab, overwrite_b, check_finite)
+    try:
+        lower, upper = (int(k) for k in l_and_u)
+    except (TypeError, ValueError):
+        raise TracingError(f"scipy.linalg.solve_banded: l_and_u must be two integers (the "
+                           f"numbers of sub- and super-diagonals), not {l_and_u!r}") from None
+    shape, b_shape = jnp._shape(ab), jnp._shape(b)
+    if len(shape) != 2 or shape[0] != lower + upper + 1:
+        raise ShapeError(f"scipy.linalg.solve_banded: ab has shape {shape}; with (l, u) = "
+                         f"({lower}, {upper}) it must be ({lower + upper + 1}, n) "
+                         f"(at {user_frame()})")
+    n = shape[1]
+    if len(b_shape) not in (1, 2) or b_shape[0] != n:
+        raise ShapeError(f"scipy.linalg.solve_banded: b of shape {b_shape} does not fit a banded "
+                         f"matrix of {n} columns (at {user_frame()})")
+    i, j = _onp.indices((n, n))
+    row = upper + i - j
+    inside = (row >= 0) & (row <= lower + upper)
+    flat = _arrays.concatenate([_arrays.ravel(ab), _onp.zeros(1, _p._dtype(ab))])
+    dense = flat[_onp.where(inside, row * n + j, (lower + upper + 1) * n)]
+    return _la.solve(dense, b)
 
 
 # --- sqrtm: SciPy's, called out of the kernel ---------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import ad, codegen, compile, fuse, watch
 from .errors import ArgumentError, JitgradWarning, TracingError
-from .interpret import evaluate
+from .interpret import Staged, evaluate
 from .ir import Graph, verify
 from .control import Made, converted_call
 from .trace import Trace, Tracer, flatten, float_leaf, unflatten, user_frame
@@ -139,10 +139,13 @@ def elementwise_grad(fun, argnum=0):
 
 def jacobian(fun, argnum=0):
     """autograd's `jacobian`: the array of shape `out.shape + x.shape` of partial derivatives.
-    By rows (one call of a compiled vector-Jacobian product per output element) or, when the
-    argument has fewer elements than the output, by columns (one call of a compiled
-    Jacobian-vector product per input element, see `make_jvp`), as JAX's jacrev/jacfwd.  A
-    function returning a tuple/list/dict gives a tuple/list/dict of Jacobians.
+    By rows: one compiled kernel runs the forward pass once and then, in a loop, the
+    vector-Jacobian product of every output element (the adjoint only: the forward values are
+    computed once, before the loop), as JAX's jacrev.  When the argument has fewer elements
+    than the output, by columns instead (one call of a compiled Jacobian-vector product per
+    input element, see `make_jvp`), as jacfwd.  A function returning a tuple/list/dict gives a
+    tuple/list/dict of Jacobians.  Inside a traced function (a gradient of a Jacobian), the
+    rows' loop is part of the enclosing kernel.
 
     >>> import jitgrad.numpy as np
     >>> jacobian(lambda x: x ** 2)(np.array([1.0, 3.0]))
@@ -151,50 +154,126 @@ def jacobian(fun, argnum=0):
     """
     if not isinstance(argnum, (int, np.integer)):
         raise ArgumentError("jacobian: argnum must be an int")
+    # The kernels live with the user's function, even when `fun` is a gradient made afresh at
+    # each call (`jacobian(grad(f))`, `hessian(f)` in every step of a Newton loop).
+    inner = getattr(fun, "_jitgrad", None)
+    if isinstance(inner, _GradFunction):
+        owner, tag = inner.fun, ("jacobian of", inner.kind, inner.argnums, inner.with_value)
+    else:
+        owner, tag = fun, "jacobian"
+    return _make_jacobian(fun, int(argnum), owner, tag)
+
+
+def _make_jacobian(fun, argnum, owner, tag):
+    """The Jacobian of `fun`, with its kernels and output shapes cached under `owner` and
+    `tag` (the cache never holds `owner` itself)."""
     make = make_vjp(fun, argnum)
+    structure = _GradFunction(fun, argnum, with_value=True, kind="vjp")
+    try:
+        shapes_seen = _CACHES.setdefault(owner, {}).setdefault((tag, argnum, "shapes"), {})
+    except TypeError:
+        shapes_seen = {}
+
+    def rows(*args, **kwargs):
+        return _jacobian_rows(make, args, kwargs, argnum)
+
+    by_rows = _GradFunction(functools.update_wrapper(rows, fun), argnum, with_value=False,
+                            kind="value", cache=(owner, tag)).function()
 
     def jac(*args, **kwargs):
-        vjp, ans = make(*args, **kwargs)
-        outs: list = []
-        tree = flatten(ans, outs)
-        if any(isinstance(a, Tracer) for a in outs):
-            raise TracingError("jacobian inside a traced function is not supported yet")
-        in_shape = np.shape(args[argnum])
-        shapes = [np.shape(a) for a in outs]
-        n_in = int(np.prod(in_shape, dtype=np.int64))
+        x = args[argnum] if -len(args) <= argnum < len(args) else None
+        if not isinstance(x, (float, int, np.ndarray, np.number, Tracer)):
+            return _jacobian_by_vjp_calls(make, args, kwargs, argnum)
+        if any(isinstance(leaf, Tracer) for leaf in _leaves_of((args, kwargs))):
+            return rows(*args, **kwargs)
+        key = (structure._signature(args, kwargs)[0], _EXECUTION.mode)
+        if key not in shapes_seen:  # traced once per signature, for the outputs' shapes
+            graph, *_, out_tree = structure._trace(args, kwargs)
+            shapes_seen[key] = out_tree, [tuple(v.shape) for v in graph.outputs]
+        tree, shapes = shapes_seen[key]
+        n_in = int(np.prod(np.shape(x), dtype=np.int64))
         n_out = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
-        if isinstance(args[argnum], (float, int, np.ndarray, np.number)) and n_in < n_out:
-            return _jacobian_by_columns(fun, argnum, args, kwargs, tree, shapes, in_shape)
-        jacobians = []
-        for k, out_shape in enumerate(shapes):  # a tree of outputs: a tree of Jacobians
-            rows = []
-            for i in range(int(np.prod(out_shape, dtype=np.int64))):
-                seeds = [np.zeros(s) if s else 0.0 for s in shapes]
-                if out_shape:
-                    seeds[k].flat[i] = 1.0
-                else:
-                    seeds[k] = 1.0
-                rows.append(np.asarray(vjp(unflatten(tree, iter(seeds))), dtype=float))
-            jacobians.append(np.reshape(np.array(rows), out_shape + in_shape))
-        return unflatten(tree, iter(jacobians))
+        if not isinstance(x, Tracer) and 0 < n_in < n_out:
+            return _jacobian_by_columns(fun, argnum, args, kwargs, tree, shapes, np.shape(x))
+        return by_rows(*args, **kwargs)
 
     return functools.update_wrapper(jac, fun)
 
 
+def _jacobian_rows(make, args, kwargs, argnum):
+    """The Jacobian inside a trace: a scan over the output elements, each step the VJP of one
+    unit cotangent (made in the step from the element's position: no identity matrix)."""
+    from . import numpy as jnp
+    from .control import emit_scan
+
+    vjp, ans = make(*args, **kwargs)
+    outs: list = []
+    tree = flatten(ans, outs)
+    x = args[argnum]
+    in_shape = tuple(np.shape(x))
+    dtype = np.result_type(x.dtype if isinstance(x, Tracer) else x)
+    dtype = dtype if dtype.kind in "fc" else np.dtype(np.float64)
+    shapes = [tuple(np.shape(o)) for o in outs]
+    jacobians = []
+    for k, shape in enumerate(shapes):
+        m = int(np.prod(shape, dtype=np.int64))
+        if m == 0:
+            jacobians.append(np.zeros(shape + in_shape, dtype))
+            continue
+
+        def row(i, k=k, shape=shape, m=m):
+            seed = jnp.reshape(jnp.where(np.arange(m) == i, 1.0, 0.0), shape)
+            seeds = [seed if j == k else np.zeros(s) for j, s in enumerate(shapes)]
+            return [vjp(unflatten(tree, iter(seeds)))]
+
+        _, (stacked,) = emit_scan(row, [np.arange(m)], m, [], [(in_shape, dtype)],
+                                  reverse=False, name="jacobian_row")
+        jacobians.append(jnp.reshape(stacked, shape + in_shape))
+    return unflatten(tree, iter(jacobians))
+
+
+def _jacobian_by_vjp_calls(make, args, kwargs, argnum):
+    """The Jacobian with respect to a tuple/list/dict argument: one compiled vjp call per
+    output element."""
+    vjp, ans = make(*args, **kwargs)
+    outs: list = []
+    tree = flatten(ans, outs)
+    if any(isinstance(a, Tracer) for a in outs):
+        raise TracingError("jacobian with respect to a tuple/list/dict argument inside a traced "
+                           "function is not supported; pass an array")
+    in_shape = np.shape(args[argnum])
+    shapes = [np.shape(a) for a in outs]
+    jacobians = []
+    for k, out_shape in enumerate(shapes):  # a tree of outputs: a tree of Jacobians
+        rows = []
+        for i in range(int(np.prod(out_shape, dtype=np.int64))):
+            seeds = [np.zeros(s) if s else 0.0 for s in shapes]
+            if out_shape:
+                seeds[k].flat[i] = 1.0
+            else:
+                seeds[k] = 1.0
+            rows.append(np.asarray(vjp(unflatten(tree, iter(seeds))), dtype=float))
+        jacobians.append(np.reshape(np.array(rows), out_shape + in_shape))
+    return unflatten(tree, iter(jacobians))
+
+
 def _jacobian_by_columns(fun, argnum, args, kwargs, tree, shapes, in_shape):
+    """One compiled JVP call per input element (the outputs' structure and shapes are the
+    JVP's own, not the ones that chose this path)."""
     jvp = _JVPS.get(fun, argnum)(*args, **kwargs)
     n_in = int(np.prod(in_shape, dtype=np.int64))
-    columns: list[list] = [[] for _ in shapes]
+    columns: list[list] = []
     for j in range(n_in):
         tangent = np.zeros(in_shape) if in_shape else 1.0
         if in_shape:
             tangent.flat[j] = 1.0
         leaves: list = []
-        flatten(jvp(tangent)[1], leaves)
+        tree = flatten(jvp(tangent)[1], leaves)
+        columns = columns or [[] for _ in leaves]
         for k, leaf in enumerate(leaves):
             columns[k].append(np.asarray(leaf, dtype=float))
-    jacobians = [np.moveaxis(np.array(cols), 0, -1).reshape(s + in_shape)
-                 for cols, s in zip(columns, shapes)]
+    jacobians = [np.moveaxis(np.array(cols), 0, -1).reshape(np.shape(cols[0]) + in_shape)
+                 for cols in columns]
     return unflatten(tree, iter(jacobians))
 
 
@@ -222,8 +301,9 @@ _JVPS = _JvpCache()
 
 
 def hessian(fun, argnum=0):
-    """autograd's `hessian`: the Jacobian of the gradient; one compiled Hessian-vector product
-    per input element.
+    """autograd's `hessian`: the Jacobian of the gradient, as one compiled kernel (the
+    gradient's forward and reverse passes once, then a loop over the gradient's elements, each
+    step a reverse pass through the reverse pass).
 
     >>> import jitgrad.numpy as np
     >>> hessian(lambda x: np.sum(x ** 3))(np.array([1.0, 2.0]))
@@ -399,7 +479,9 @@ class _Entries(collections.OrderedDict):
 
 
 class _GradFunction:
-    def __init__(self, fun, argnum, with_value: bool, kind: str = "grad"):
+    def __init__(self, fun, argnum, with_value: bool, kind: str = "grad", cache=None):
+        """`cache`: (owner, tag) to keep the kernels with another function's (a composition
+        made afresh from the same user function finds them again)."""
         self.kind = kind
         if not callable(fun):
             raise ArgumentError(f"grad: expected a function, got {type(fun).__name__}")
@@ -413,14 +495,16 @@ class _GradFunction:
                 raise ArgumentError(
                     f"grad: argnum must be an int or a tuple of ints, got {argnum!r}")
         self.name = getattr(fun, "__name__", type(fun).__name__)
+        owner, tag = cache if cache is not None else (fun, None)
         try:
-            per_fun = _CACHES.setdefault(fun, {})
+            per_fun = _CACHES.setdefault(owner, {})
         except TypeError:  # not weak-referenceable (a ufunc, a __slots__ object): ours alone
             per_fun = {}
-        if (self.argnums, self.kind) not in per_fun:
+        key = (self.argnums, self.kind) if tag is None else (self.argnums, self.kind, tag)
+        if key not in per_fun:
             fast: dict = {}
-            per_fun[self.argnums, self.kind] = (_Entries(fast), fast, _Numbers())
-        self._entries, self._fast, self._numbers = per_fun[self.argnums, self.kind]
+            per_fun[key] = (_Entries(fast), fast, _Numbers())
+        self._entries, self._fast, self._numbers = per_fun[key]
         self._fast_ok = self.argnums == (0,) and self.kind == "grad"
 
     def __repr__(self) -> str:
@@ -511,6 +595,8 @@ class _GradFunction:
         else:
             out = compile.first_call(entry.kernel, call_args)
             entry.compiled = True
+        if self.kind == "value":
+            return unflatten(entry.out_tree, iter(out))
         return self._package(out, trees)
 
     def _compile_with_numbers(self, args, kwargs):
@@ -540,15 +626,14 @@ class _GradFunction:
 
             shapes = [v.shape for v in build.graph.outputs]
             n = len(shapes)
+            # The forward part is recorded once; each vjp call records only the adjoint.
+            staged = Staged(build.grad_graph, list(dynamic), build.consts)
 
             def traced_vjp(g):
                 leaves = _cotangents(g, build.out_tree, shapes, self.name, traced=True)
-                out = evaluate(build.grad_graph, list(dynamic) + leaves, build.consts)
-                return self._package((None, *out[n:]), trees)[1]
+                return self._package((None, *staged(leaves)[n:]), trees)[1]
 
-            zeros = [np.zeros(s) if s else 0.0 for s in shapes]
-            out = evaluate(build.grad_graph, list(dynamic) + zeros, build.consts)
-            return traced_vjp, unflatten(build.out_tree, iter(out[:n]))
+            return traced_vjp, unflatten(build.out_tree, iter(staged.known_outputs(n)))
         entry = self._entries.get(key)
         if entry is None or not (entry.current is None or entry.current()):
             entry = self._compile(args, kwargs, key)
@@ -618,13 +703,16 @@ class _GradFunction:
 
     def _build(self, args, kwargs, key, generate=True) -> _Build:
         graph, consts, wrt, watches, draws, out_tree = self._trace(args, kwargs)
-        if self.kind == "vjp":
+        if self.kind == "value":  # a composition of derivatives, compiled as it is
+            grad_graph, grad_consts = graph, consts
+        elif self.kind == "vjp":
             grad_graph, grad_consts = ad.value_and_vjp_graph(graph, consts, wrt)
         else:
             grad_graph, grad_consts = ad.value_and_grad_graph(graph, consts, wrt)
         grad_graph = verify(fuse.dce(grad_graph))
         # The same text for grad and value_and_grad: one kernel (it computes both) serves both.
-        kind = "value and vector-Jacobian product" if self.kind == "vjp" else "value and gradient"
+        kind = {"vjp": "value and vector-Jacobian product", "value": "values"}.get(
+            self.kind, "value and gradient")
         note = f"{kind} of {self.name} with respect to argnum={self.argnum}"
         source = codegen.generate(fuse.schedule(grad_graph), note=note) if generate else None
         return _Build(graph, grad_graph, grad_consts, source, watches, draws, out_tree)
@@ -680,13 +768,14 @@ class _GradFunction:
                     f"make an array from yet. Pass an array (numpy.array(...)) to differentiate "
                     f"it as one.") from None
             outs: list = []
-            out_tree = flatten(out, outs) if self.kind == "vjp" else None
-            if self.kind == "vjp" and not outs:
+            tree_out = self.kind in ("vjp", "value")
+            out_tree = flatten(out, outs) if tree_out else None
+            if tree_out and not outs:
                 raise TracingError(f"make_vjp of {self.name}: {self.name} returned no arrays")
-            for leaf in outs if self.kind == "vjp" else [out]:
-                _check_output(leaf, self.name, scalar=self.kind != "vjp",
+            for leaf in outs if tree_out else [out]:
+                _check_output(leaf, self.name, scalar=not tree_out,
                               complex_ok=self.kind != "grad")
-            graph = trace.finish(outs if self.kind == "vjp" else [out])
+            graph = trace.finish(outs if tree_out else [out])
         verify(graph)
         if _drew_uncaptured(rng_before, trace.draws):
             # Code jitgrad does not convert (a library's) drew from NumPy's global generator:
@@ -702,6 +791,8 @@ class _GradFunction:
         """Called inside another trace (grad of grad): inline the gradient's IR there."""
         build = self._build(args, kwargs, key)
         out = evaluate(build.grad_graph, dynamic, build.consts)
+        if self.kind == "value":
+            return unflatten(build.out_tree, iter(out))
         return self._package(out, trees)
 
 

@@ -30,7 +30,7 @@ from . import ad, watch
 from .errors import JitgradInternalError, ShapeError, TracingError
 from .fuse import dce
 from .interpret import evaluate
-from .ir import Graph, Var
+from .ir import Graph, Lit, Var
 from .primitives import CONTROL_RULES, FLOAT, IMPL, INT, Prim, broadcast_shapes
 from .trace import (Trace, Tracer, active_traces, bind, bind_multi, flatten, full,
                     innermost_trace, unflatten, user_frame)
@@ -253,9 +253,13 @@ def _outputs_rule(key):
 
 CONTROL_RULES[Prim.while_loop] = _while_rule
 def _scan_rule(inputs, params):
+    """The carried values' types, then the stacked ys: (length, ...) when the length is a
+    constant, else (-1, ...) (known when the loop runs)."""
     body, n_init = params["body"], len(inputs) - params["n_consts"] - params["n_xs"] - 1
     outs = [(tuple(o.shape), o.dtype) for o in body.outputs]
-    return outs[:n_init] + [((-1,) + shape, dtype) for shape, dtype in outs[n_init:]]
+    length = inputs[params["n_consts"] + params["n_xs"]]
+    rows = int(length.value) if isinstance(length, Lit) else -1
+    return outs[:n_init] + [((rows,) + shape, dtype) for shape, dtype in outs[n_init:]]
 
 
 CONTROL_RULES[Prim.scan] = _scan_rule

@@ -83,3 +83,63 @@ def test_wrappers_watch_the_users_globals():
 def test_docstring_examples_run(module):
     failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert tried > 0 and failures == 0
+
+
+# --- jacobian and hessian as one kernel (a loop over the rows), nestable ------------------------
+
+W34 = numpy.random.default_rng(3).standard_normal((4, 3))
+
+
+def _mixed(np):
+    return lambda x: np.tanh(np.dot(W34, x)) * np.sum(x ** 2)
+
+
+@pytest.mark.parametrize("execution", ["interpret", "compile"])
+def test_jacobian_of_a_jacobian_and_a_gradient_through_one(execution):
+    x = numpy.array([0.3, -0.7, 1.2])
+    with jitgrad.execution(execution):
+        j2 = jacobian(jacobian(_mixed(np)))(x)
+        g = jitgrad.grad(lambda x: np.sum(jacobian(_mixed(np))(x) ** 2))(x)
+        h = hessian(lambda x: np.sum(np.sin(x) * np.cumsum(x)) ** 2)(x)
+    numpy.testing.assert_allclose(j2, autograd.jacobian(autograd.jacobian(_mixed(anp)))(x),
+                                  rtol=1e-12, atol=1e-14)
+    numpy.testing.assert_allclose(
+        g, autograd.grad(lambda x: anp.sum(autograd.jacobian(_mixed(anp))(x) ** 2))(x),
+        rtol=1e-12, atol=1e-14)
+    numpy.testing.assert_allclose(
+        h, autograd.hessian(lambda x: anp.sum(anp.sin(x) * anp.cumsum(x)) ** 2)(x),
+        rtol=1e-12, atol=1e-14)
+
+
+def test_jacobian_of_tree_outputs_scalars_and_empty_arrays():
+    x = numpy.array([0.3, -0.7, 1.2])
+    out = jacobian(lambda x: {"v": np.sin(x), "s": np.sum(x ** 3),
+                              "m": np.outer(x, x[:2]), "e": x[:0] * 2.0})(x)
+    numpy.testing.assert_allclose(out["v"], numpy.diag(numpy.cos(x)), rtol=1e-14)
+    numpy.testing.assert_allclose(out["s"], 3 * x ** 2, rtol=1e-14)
+    numpy.testing.assert_allclose(out["m"], autograd.jacobian(lambda x: anp.outer(x, x[:2]))(x),
+                                  rtol=1e-14)
+    assert out["e"].shape == (0, 3)
+    assert jacobian(lambda t: np.sin(t) * 2.0)(0.5) == pytest.approx(2 * numpy.cos(0.5))
+    g32 = jacobian(lambda x: x * x)(x.astype(numpy.float32))
+    assert g32.dtype == numpy.float32
+
+
+def test_hessian_made_again_reuses_its_kernel(monkeypatch):
+    """A Newton loop calling hessian(f)(x) at every step compiles once."""
+    from jitgrad import compile as jg_compile
+
+    def f(x):
+        return np.sum(np.exp(0.1 * x) * x ** 2)
+
+    x = numpy.linspace(-1.0, 1.0, 5)
+    first = hessian(f)(x)
+    loads = []
+    real_load = jg_compile.load
+    monkeypatch.setattr(jg_compile, "load", lambda source: loads.append(1) or real_load(source))
+    for step in range(3):
+        numpy.testing.assert_array_equal(hessian(f)(x), first)
+        numpy.testing.assert_array_equal(jacobian(jitgrad.grad(f))(x), first)
+    assert not loads  # hessian(f) is jacobian(grad(f)): the same kernel
+    numpy.testing.assert_allclose(
+        first, autograd.hessian(lambda x: anp.sum(anp.exp(0.1 * x) * x ** 2))(x), rtol=1e-13)

@@ -208,6 +208,12 @@ def vjp_graph(graph: Graph, wrt: tuple[int, ...], seeded: tuple[int, ...]) -> Gr
     return out
 
 
+def vjp_region(graph: Graph, wrt: tuple[int, ...], seeded: tuple[int, ...]):
+    """`vjp_graph` for a region whose adjoint may make constants of its own (the index arrays
+    of a gather's scatter-add): (graph, constant values), to evaluate together."""
+    return _reverse(graph, [], wrt, seeded)
+
+
 # Rules for statements with regions, registered by control.py.  FORWARD[prim](stmt, args, mask)
 # emits the forward statement, keeping what the adjoint needs: (results, residuals).
 # JOINT[prim](stmt, residuals, cotangents, args, mask) returns one cotangent (or None) per operand.

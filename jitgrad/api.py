@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import ad, codegen, compile, fuse, watch
-from .errors import ArgumentError, JitgradWarning, TracingError
+from . import ad, codegen, compile, fuse, jvp, watch
+from .errors import ArgumentError, JitgradInternalError, JitgradWarning, TracingError
 from .interpret import Staged, evaluate
 from .ir import Graph, verify
 from .control import Made, converted_call
@@ -179,6 +179,14 @@ def _make_jacobian(fun, argnum, owner, tag):
 
     by_rows = _GradFunction(functools.update_wrapper(rows, fun), argnum, with_value=False,
                             kind="value", cache=(owner, tag)).function()
+    tangents = _GradFunction(fun, argnum, with_value=True, kind="jvp")
+
+    def columns(*args, **kwargs):
+        return _jacobian_columns(tangents, args, kwargs, argnum)
+
+    by_columns = _GradFunction(functools.update_wrapper(columns, fun), argnum,
+                               with_value=False, kind="value",
+                               cache=(owner, (tag, "by columns"))).function()
 
     def jac(*args, **kwargs):
         x = args[argnum] if -len(args) <= argnum < len(args) else None
@@ -193,8 +201,8 @@ def _make_jacobian(fun, argnum, owner, tag):
         tree, shapes = shapes_seen[key]
         n_in = int(np.prod(np.shape(x), dtype=np.int64))
         n_out = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
-        if not isinstance(x, Tracer) and 0 < n_in < n_out:
-            return _jacobian_by_columns(fun, argnum, args, kwargs, tree, shapes, np.shape(x))
+        if 0 < n_in < n_out:
+            return by_columns(*args, **kwargs)
         return by_rows(*args, **kwargs)
 
     return functools.update_wrapper(jac, fun)
@@ -257,47 +265,37 @@ def _jacobian_by_vjp_calls(make, args, kwargs, argnum):
     return unflatten(tree, iter(jacobians))
 
 
-def _jacobian_by_columns(fun, argnum, args, kwargs, tree, shapes, in_shape):
-    """One compiled JVP call per input element (the outputs' structure and shapes are the
-    JVP's own, not the ones that chose this path)."""
-    jvp = _JVPS.get(fun, argnum)(*args, **kwargs)
+def _jacobian_columns(tangents, args, kwargs, argnum):
+    """The Jacobian inside a trace, by columns: the values once, then a scan over the input
+    elements, each step the forward-mode tangent of one unit direction."""
+    from . import numpy as jnp
+    from .control import emit_scan
+
+    x = args[argnum]
+    in_shape = tuple(np.shape(x))
     n_in = int(np.prod(in_shape, dtype=np.int64))
-    columns: list[list] = []
-    for j in range(n_in):
-        tangent = np.zeros(in_shape) if in_shape else 1.0
-        if in_shape:
-            tangent.flat[j] = 1.0
+    dtype = np.result_type(x.dtype if isinstance(x, Tracer) else x)
+    dtype = dtype if dtype.kind in "fc" else np.dtype(np.float64)
+    run = tangents.jvp_staged(args, kwargs)
+    values, _ = run(np.zeros(in_shape, dtype) if in_shape else 0.0)
+    outs: list = []
+    tree = flatten(values, outs)
+    types = [(tuple(np.shape(o)), o.dtype if isinstance(o, Tracer) else np.result_type(o))
+             for o in outs]
+
+    def column(j):
+        direction = jnp.reshape(jnp.where(np.arange(n_in) == j, 1.0, 0.0), in_shape)
         leaves: list = []
-        tree = flatten(jvp(tangent)[1], leaves)
-        columns = columns or [[] for _ in leaves]
-        for k, leaf in enumerate(leaves):
-            columns[k].append(np.asarray(leaf, dtype=float))
-    jacobians = [np.moveaxis(np.array(cols), 0, -1).reshape(np.shape(cols[0]) + in_shape)
-                 for cols in columns]
+        flatten(run(direction.astype(dtype))[1], leaves)
+        return leaves
+
+    _, stacked = emit_scan(column, [np.arange(n_in)], n_in, [], types, reverse=False,
+                           name="jacobian_column")
+    jacobians = []
+    for cols, (shape, _) in zip(stacked, types):  # (n_in,) + shape -> shape + in_shape
+        moved = jnp.transpose(cols, tuple(range(1, len(shape) + 1)) + (0,))
+        jacobians.append(jnp.reshape(moved, shape + in_shape))
     return unflatten(tree, iter(jacobians))
-
-
-class _JvpCache:
-    """make_jvp(fun, argnum) per function, so that its kernel is compiled once."""
-
-    def __init__(self):
-        self._makers: dict = {}
-
-    def get(self, fun, argnum):
-        from .operators import make_jvp
-
-        key = (id(fun), argnum)
-        entry = self._makers.get(key)
-        if entry is None or entry[0]() is not fun:
-            try:
-                ref = weakref.ref(fun)
-            except TypeError:
-                return make_jvp(fun, argnum)
-            entry = self._makers[key] = (ref, make_jvp(fun, argnum))
-        return entry[1]
-
-
-_JVPS = _JvpCache()
 
 
 def hessian(fun, argnum=0):
@@ -654,6 +652,45 @@ class _GradFunction:
         out = compile.first_call(entry.kernel, (*dynamic, *zeros, *consts))
         return vjp, unflatten(tree, iter(out[:n]))
 
+    def jvp_traced(self, args, kwargs, tangent):
+        """Inside a trace: (f(*args), J tangent), the forward-mode IR inlined there.  The
+        tangent has the structure and shapes of the differentiated argument."""
+        return self.jvp_staged(args, kwargs)(tangent)
+
+    def jvp_staged(self, args, kwargs):
+        """Inside a trace: `tangent -> (f(*args), J tangent)`, with the values' part of the
+        forward-mode IR recorded once, here, and each call recording only the tangents'."""
+        key, dynamic, (trees, _) = self._signature(args, kwargs)
+        build = self._build(args, kwargs, (key, _EXECUTION.mode))
+        ((tree, count, _),) = trees
+        staged = Staged(build.grad_graph, list(dynamic), build.consts)
+        targets = build.grad_graph.inputs[len(dynamic):]
+        n = len(build.graph.outputs)
+        if len(targets) != count:
+            raise JitgradInternalError("make_jvp: tangents and inputs do not match")
+        values = unflatten(build.out_tree, iter(staged.known_outputs(n)))
+
+        def run(tangent):
+            leaves: list = []
+            if flatten(tangent, leaves) != tree:
+                raise ArgumentError(f"make_jvp of {self.name}: the tangent must have the "
+                                    f"structure of argument {self.argnum} ({_structure(tree)}),"
+                                    f" got {_structure(flatten(tangent, []))}")
+            fitted = []
+            for leaf, var in zip(leaves, targets):
+                shape = tuple(leaf.shape) if isinstance(leaf, Tracer) else np.shape(leaf)
+                if shape != tuple(var.shape):
+                    raise ArgumentError(f"make_jvp of {self.name}: a tangent of shape {shape} "
+                                        f"for an argument of shape {tuple(var.shape)}")
+                if isinstance(leaf, Tracer):
+                    fitted.append(leaf if leaf.dtype == var.dtype else leaf.astype(var.dtype))
+                else:
+                    fitted.append(np.asarray(leaf, dtype=var.dtype))
+            out = staged(fitted)
+            return values, unflatten(build.out_tree, iter(out[n:]))
+
+        return run
+
     def _package(self, out, trees):
         trees, order = trees
         value, flat = out[0], iter(out[1:])
@@ -705,13 +742,16 @@ class _GradFunction:
         graph, consts, wrt, watches, draws, out_tree = self._trace(args, kwargs)
         if self.kind == "value":  # a composition of derivatives, compiled as it is
             grad_graph, grad_consts = graph, consts
+        elif self.kind == "jvp":
+            grad_graph, grad_consts = jvp.jvp_graph(graph, consts, wrt)
         elif self.kind == "vjp":
             grad_graph, grad_consts = ad.value_and_vjp_graph(graph, consts, wrt)
         else:
             grad_graph, grad_consts = ad.value_and_grad_graph(graph, consts, wrt)
         grad_graph = verify(fuse.dce(grad_graph))
         # The same text for grad and value_and_grad: one kernel (it computes both) serves both.
-        kind = {"vjp": "value and vector-Jacobian product", "value": "values"}.get(
+        kind = {"vjp": "value and vector-Jacobian product", "value": "values",
+                "jvp": "value and Jacobian-vector product"}.get(
             self.kind, "value and gradient")
         note = f"{kind} of {self.name} with respect to argnum={self.argnum}"
         source = codegen.generate(fuse.schedule(grad_graph), note=note) if generate else None
@@ -768,7 +808,7 @@ class _GradFunction:
                     f"make an array from yet. Pass an array (numpy.array(...)) to differentiate "
                     f"it as one.") from None
             outs: list = []
-            tree_out = self.kind in ("vjp", "value")
+            tree_out = self.kind in ("vjp", "value", "jvp")
             out_tree = flatten(out, outs) if tree_out else None
             if tree_out and not outs:
                 raise TracingError(f"make_vjp of {self.name}: {self.name} returned no arrays")

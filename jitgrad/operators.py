@@ -1,12 +1,13 @@
 """autograd's other derivative operators (`autograd.differential_operators`), composed from
-`grad` and `make_vjp`, with autograd's names and signatures.
+`grad`, `make_vjp` and forward mode, with autograd's names and signatures.
 
 Each composition is traced as one function, so it compiles into one kernel per signature (the
 inner derivatives are inlined into the outer trace), and that kernel is reused on every call.
 
-Jacobian-vector products (`make_jvp`, `deriv`) use the transposition trick autograd calls
-`make_jvp_reversemode`: u -> vjp(u) is linear, so the VJP of the VJP, at any u, is the JVP.
-jitgrad has no forward mode yet; this costs about two reverse passes.
+Jacobian-vector products (`make_jvp`, `deriv`) are forward mode (jitgrad/jvp.py): the tangent
+is carried through the same fused loops as the value, one pass.  `make_jvp_reversemode` is the
+transposition trick autograd also offers: u -> vjp(u) is linear, so the VJP of the VJP is the
+JVP (about two reverse passes).
 """
 
 from __future__ import annotations
@@ -37,7 +38,50 @@ def _zeros_like(tree):
 def make_jvp(fun, argnum=0):
     """`make_jvp(f, argnum)(*args)` returns `jvp`, with `jvp(v) = (f(*args), J v)`: the
     Jacobian of f w.r.t. argument `argnum` times the tangent `v`, of that argument's structure
-    (autograd.make_jvp).  One compiled kernel gives both, for every `v`."""
+    (autograd.make_jvp).  Forward mode: one compiled kernel computes both in one pass, for
+    every `v`."""
+    from .api import _GradFunction, _leaves_of
+    from .trace import Tracer
+
+    if not isinstance(argnum, (int, np.integer)) or isinstance(argnum, bool):
+        raise ArgumentError("make_jvp: argnum must be an int")
+    inner = _GradFunction(fun, int(argnum), with_value=True, kind="jvp")
+    compiled: dict = {}
+
+    def value_and_tangent(*args_and_v, **kwargs):
+        *args, v = args_and_v
+        return inner.jvp_traced(tuple(args), kwargs, v)
+
+    functools.update_wrapper(value_and_tangent, fun)
+
+    @functools.wraps(fun)
+    def maker(*args, **kwargs):
+        if any(isinstance(leaf, Tracer) for leaf in _leaves_of((args, kwargs))):
+            return lambda v: inner.jvp_traced(args, kwargs, v)  # inside a trace: inlined
+        n = len(args)
+        if not -n <= argnum < n:
+            raise ArgumentError(f"make_jvp of {inner.name}: argnum {argnum} is out of range "
+                                f"for {n} positional arguments")
+        position = int(argnum) % n
+        if position not in compiled:
+            compiled[position] = _GradFunction(
+                value_and_tangent, position, with_value=False, kind="value",
+                cache=(fun, ("make_jvp", position))).function()
+        run = compiled[position]
+
+        def jvp(v):
+            if any(isinstance(leaf, Tracer) for leaf in _leaves_of(v)):
+                return inner.jvp_traced(args, kwargs, v)
+            return run(*args, v, **kwargs)
+
+        return jvp
+
+    return maker
+
+
+def make_jvp_reversemode(fun, argnum=0):
+    """autograd.make_jvp_reversemode: the JVP by transposing the VJP (u -> vjp(u) is linear, so
+    the VJP of the VJP, at any u, is the JVP); about two reverse passes."""
     if not isinstance(argnum, (int, np.integer)):
         raise ArgumentError("make_jvp: argnum must be an int")
     forward = make_vjp(fun, argnum)
@@ -63,7 +107,6 @@ def make_jvp(fun, argnum=0):
     return maker
 
 
-make_jvp_reversemode = make_jvp
 
 
 def deriv(fun, argnum=0):

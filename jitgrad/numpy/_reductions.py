@@ -348,14 +348,49 @@ def _cumprod_vjp_numpy(x, g):
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _cumprod_jvp_kernel(x, t):
+    # d y_k = sum_{j<=k} t_j prod_{i<=k, i!=j} x_i: S_k = S_{k-1} x_k + P_{k-1} t_k with
+    # P_k = x_0 ... x_k, so no division (zeros are fine).
+    rows, n = x.shape
+    out = _onp.zeros((rows, n), x.dtype) + _onp.zeros((rows, n), t.dtype)
+    for i in range(rows):
+        p = 1.0 + 0.0 * x[i, 0] if n else 1.0
+        s = 0.0 * p
+        for j in range(n):
+            s = s * x[i, j] + p * t[i, j]
+            p = p * x[i, j]
+            out[i, j] = s
+    return out
+
+
+def _cumprod_jvp_numpy(x, t):
+    out = _onp.zeros(x.shape, _onp.result_type(x, t))
+    for j in range(x.shape[1]):
+        x_j = x.copy()
+        x_j[:, j] = t[:, j]  # the product with x_j replaced by its tangent
+        partial = _onp.cumprod(x_j, axis=1)
+        partial[:, :j] = 0.0
+        out += partial
+    return out
+
+
 _cumsum_rows = call_op(
     "cumsum_rows", numpy=lambda x: _onp.cumsum(x, axis=1), kernel=_cumsum_rows_kernel,
     shape=lambda x: [(x.shape, x.dtype)],
     vjp=(lambda g, ans, x: apply(_cumsum_rows, g[:, ::-1])[:, ::-1],))
+# The VJP and the JVP of cumprod are linear in their second operand and each other's transpose
+# there (forward mode transposes cumprod's VJP); with respect to x neither is differentiable.
 _cumprod_vjp = call_op(
     "cumprod_vjp", numpy=_cumprod_vjp_numpy, kernel=_cumprod_vjp_kernel,
     shape=lambda x, g: [(x.shape, x.dtype)],
-    vjp=(not_differentiable("np.cumprod's gradient", "argument"),) * 2)
+    vjp=(not_differentiable("np.cumprod's gradient", "argument"),
+         lambda h, ans, x, g: apply(_cumprod_jvp, x, h)))
+_cumprod_jvp = call_op(
+    "cumprod_jvp", numpy=_cumprod_jvp_numpy, kernel=_cumprod_jvp_kernel,
+    shape=lambda x, t: [(x.shape, _onp.result_type(x.dtype, t.dtype))],
+    vjp=(not_differentiable("np.cumprod's derivative", "argument"),
+         lambda h, ans, x, t: apply(_cumprod_vjp, x, h)))
 _cumprod_rows = call_op(
     "cumprod_rows", numpy=lambda x: _onp.cumprod(x, axis=1), kernel=_cumprod_rows_kernel,
     shape=lambda x: [(x.shape, x.dtype)],

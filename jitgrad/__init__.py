@@ -11,9 +11,9 @@ from .api import (Explanation, elementwise_grad, execution, explain, grad, hessi
                   hessian_vector_product, holomorphic_grad, jacobian, jit_grad, make_vjp,
                   value_and_grad)
 from .compile import clear_cache
-from .operators import (deriv, grad_and_aux, grad_named, hessian_tensor_product, make_ggnvp,
-                        make_hvp, make_jvp, make_jvp_reversemode, tensor_jacobian_product,
-                        vector_jacobian_product)
+from .operators import (checkpoint, deriv, grad_and_aux, grad_named, hessian_tensor_product,
+                        make_ggnvp, make_hvp, make_jvp, make_jvp_reversemode,
+                        tensor_jacobian_product, vector_jacobian_product)
 from .control import cond, fori_loop, while_loop
 from .errors import (ArgumentError, JitgradError, JitgradInternalError, JitgradWarning,
                      ShapeError, TracingError)
@@ -24,5 +24,5 @@ __all__ = ["grad", "value_and_grad", "jit_grad", "elementwise_grad", "jacobian",
            "while_loop", "fori_loop", "cond", "clear_cache", "execution", "make_jvp",
            "make_jvp_reversemode", "deriv", "make_hvp", "hessian_tensor_product",
            "tensor_jacobian_product", "vector_jacobian_product", "make_ggnvp", "grad_and_aux",
-           "grad_named", "JitgradError",
+           "grad_named", "checkpoint", "JitgradError",
            "TracingError", "ShapeError", "ArgumentError", "JitgradInternalError", "JitgradWarning"]

@@ -33,7 +33,8 @@ from .errors import TracingError
 from .ops import call_op
 from .trace import Tracer, user_frame
 
-__all__ = ["primitive", "defvjp", "defvjp_argnum", "defvjp_argnums", "notrace_primitive"]
+__all__ = ["primitive", "defvjp", "defvjp_argnum", "defvjp_argnums", "defjvp", "defjvp_argnum",
+           "notrace_primitive"]
 
 # Index -> (primitive, the arguments that are not operands, keyword arguments, operand
 # positions), for the callbacks of compiled kernels.  The index reaches the kernel as an operand
@@ -79,6 +80,8 @@ class Primitive:
         self.fun = fun
         self.vjp_makers: dict[int, object] = {}
         self.vjp_argnum_maker = None
+        self.jvp_makers: dict[int, object] = {}
+        self.jvp_argnum_maker = None
         self._results: dict = {}  # signature -> (shape, dtype) of the result
         self._ops: dict = {}  # (dtype, number of operands) -> op
         functools.update_wrapper(self, fun)
@@ -143,7 +146,8 @@ class Primitive:
             self._ops[dtype, n] = call_op(
                 getattr(self.fun, "__name__", "primitive"), numpy=numpy, shape=shape,
                 kernel=_complex_kernel if dtype.kind == "c" else _real_kernel,
-                vjp=tuple(self._rule(k) for k in range(n)) + (None,))  # None: the index
+                vjp=tuple(self._rule(k) for k in range(n)) + (None,),  # None: the index
+                jvp=tuple(self._jvp_rule(k) for k in range(n)) + (None,))
         return self._ops[dtype, n]
 
     def _rule(self, k: int):
@@ -155,13 +159,49 @@ class Primitive:
             ans, g = jnp.reshape(ans, shape), jnp.reshape(g, shape)
             if argnum in self.vjp_makers:
                 maker = self.vjp_makers[argnum]
-                return None if maker is None else maker(ans, *args, **call.kwargs)(g)
-            if self.vjp_argnum_maker is not None:
-                return self.vjp_argnum_maker(argnum, ans, args, call.kwargs)(g)
-            raise TracingError(f"primitive {self.__name__} has no VJP for argument {argnum} "
-                               f"(defvjp(f, maker_0, maker_1, ...) gives one per argument)")
+                if maker is None:
+                    return None
+                out = maker(ans, *args, **call.kwargs)(g)
+            elif self.vjp_argnum_maker is not None:
+                out = self.vjp_argnum_maker(argnum, ans, args, call.kwargs)(g)
+            else:
+                raise TracingError(f"primitive {self.__name__} has no VJP for argument "
+                                   f"{argnum} (defvjp(f, maker_0, maker_1, ...) gives one per "
+                                   f"argument)")
+            return _checked(out, np.shape(operands[k]), f"the VJP of primitive "
+                            f"{self.__name__} for argument {argnum}", "that argument")
 
         return rule
+
+    def _jvp_rule(self, k: int):
+        def rule(t, ans, *operands, shape, call):
+            from . import numpy as jnp
+
+            argnum = call.positions[k]
+            if argnum in self.jvp_makers:
+                maker = self.jvp_makers[argnum]
+            elif self.jvp_argnum_maker is not None:
+                maker = functools.partial(self.jvp_argnum_maker, argnum)
+            else:
+                return NotImplemented  # forward mode transposes the VJP instead
+            if maker is None:
+                return None
+            args = call.args(operands[:-1])
+            out = maker(t, jnp.reshape(ans, shape), *args, **call.kwargs)
+            out = _checked(out, shape, f"the JVP of primitive {self.__name__} for argument "
+                           f"{argnum}", "the primitive's result")
+            return jnp.reshape(jnp.broadcast_to(out, shape), (-1,))
+
+        return rule
+
+
+def _checked(value, shape, what: str, of: str):
+    """A rule's result, which must have `shape` (a number for a 0-d one): else a clear error."""
+    got = tuple(value.shape) if isinstance(value, Tracer) else np.shape(value)
+    if got != tuple(shape):
+        raise TracingError(f"{what} returned a value of shape {got}; it must have the shape of "
+                           f"{of}, {tuple(shape)}")
+    return value
 
 
 def _is_operand(a) -> bool:
@@ -214,6 +254,28 @@ def defvjp_argnums(fun: Primitive, vjpmaker) -> None:
         return lambda g: vjpmaker((argnum,), ans, args, kwargs)(g)[0]
 
     fun.vjp_argnum_maker = per_argnum
+
+
+def defjvp(fun: Primitive, *jvpmakers, argnums=None) -> None:
+    """Give `fun` a forward-mode rule per argument: `maker(t, ans, *args, **kwargs)` returns
+    the result's tangent for that argument's tangent `t` (autograd.extend.defjvp).  None: no
+    tangent flows from there.  Without one, forward mode transposes the argument's VJP (which
+    must then be differentiable)."""
+    _check(fun, "defjvp")
+    for argnum, maker in zip(argnums if argnums is not None else range(len(jvpmakers)),
+                             jvpmakers):
+        fun.jvp_makers[argnum] = maker
+
+
+def defjvp_argnum(fun: Primitive, jvpmaker) -> None:
+    """One forward rule for every argument: `jvpmaker(argnum, t, ans, args, kwargs)` returns the
+    result's tangent (autograd.extend.defjvp_argnum)."""
+    _check(fun, "defjvp_argnum")
+
+    def per_argnum(argnum, t, ans, *args, **kwargs):
+        return jvpmaker(argnum, t, ans, args, kwargs)
+
+    fun.jvp_argnum_maker = per_argnum
 
 
 def notrace_primitive(fun):

@@ -13,7 +13,8 @@ Where the rules come from (no primitive needs a second, hand-written rule):
 - the linear shape primitives (slice, reshape, transpose, broadcast, sum, scatter-add,
   conversion) apply themselves to the tangent; matmul is bilinear;
 - every other op (the `call` ops: linear algebra, FFTs, sorts, gathers...) transposes its VJP
-  rule, a linear map of the cotangent, by reverse mode through it (`_transposed`);
+  rule, a linear map of the cotangent, by reverse mode through it (`_transposed`), unless it
+  has a forward rule of its own (`Op.jvp`: a custom primitive's `defjvp`);
 - loops and branches carry their tangents along: a while loop, a scan and a branch of the
   tangent program, with no tape (forward mode stores nothing per iteration).  The values come
   from the original statement, so a loop runs twice, once for the values alone.
@@ -205,8 +206,17 @@ def _call_jvp(stmt, args, targs, outs) -> list:
     ans = outs[0] if len(outs) == 1 else tuple(outs)
     out_types = [(tuple(v.shape), v.dtype) for v in stmt.outs]
     totals: list = [None] * len(outs)
+    forward = op.jvp + (None,) * (len(args) - len(op.jvp))
     for i, (rule, a, t) in enumerate(zip(op.rules(len(args)), args, targs)):
-        if t is None or rule is None:
+        if t is None:
+            continue
+        if forward[i] is not None and len(outs) == 1:  # the op's own forward rule
+            tk = forward[i](t, ans, *args, **params)
+            if tk is not NotImplemented:
+                if tk is not None:
+                    totals[0] = tk if totals[0] is None else totals[0] + tk
+                continue
+        if rule is None:
             continue
         operand = stmt.inputs[i]
 

@@ -22,7 +22,7 @@ from .errors import ArgumentError
 
 __all__ = ["make_jvp", "make_jvp_reversemode", "deriv", "make_hvp", "hessian_tensor_product",
            "tensor_jacobian_product", "vector_jacobian_product", "make_ggnvp", "grad_and_aux",
-           "grad_named"]
+           "grad_named", "checkpoint"]
 
 
 def _zeros_like(tree):
@@ -210,3 +210,50 @@ def grad_named(fun, argname: str):
         raise ArgumentError(f"grad_named: {getattr(fun, '__name__', fun)} has no argument "
                             f"named {argname!r} (it has {names})")
     return grad(fun, names.index(argname))
+
+
+def checkpoint(fun):
+    """autograd.checkpoint: `fun`, differentiated without storing its intermediate values: the
+    reverse pass computes them again from `fun`'s arguments (arxiv.org/abs/1604.06174), trading
+    time for memory.  Inside a traced function, `fun`'s body becomes one step of a loop over
+    its arguments (a scan of length 1, compiled as its own function), whose adjoint keeps only
+    that step's inputs and recomputes the rest.  Outside a trace, it is `fun`."""
+    from .control import converted_call, emit_scan
+    from .trace import Tracer, flatten, unflatten
+
+    @functools.wraps(fun)
+    def checkpointed(*args, **kwargs):
+        leaves: list = []
+        tree = flatten((args, kwargs), leaves)
+        traced = [i for i, leaf in enumerate(leaves) if isinstance(leaf, Tracer)]
+        if not traced:
+            return converted_call(fun, *args, **kwargs)
+        rows = [leaves[i] for i in traced]
+        out_tree: list = []
+
+        def step(*values):
+            given = list(leaves)
+            for i, v in zip(traced, values):
+                given[i] = v
+            a, kw = unflatten(tree, iter(given))
+            outs: list = []
+            out_tree[:] = [flatten(converted_call(fun, *a, **kw), outs)]
+            for o in outs:
+                if not isinstance(o, Tracer) and not isinstance(o, (float, int, np.ndarray,
+                                                                   np.number)):
+                    raise ArgumentError(f"checkpoint of {getattr(fun, '__name__', fun)}: it "
+                                        f"returned a {type(o).__name__}; a checkpointed "
+                                        f"function returns arrays and numbers")
+            return outs
+
+        # The outputs' types, from a trace of the body that is thrown away.
+        from .control import trace_region, type_of
+
+        _, _, outs = trace_region(step, [type_of(r) for r in rows], "checkpoint")
+        types = [type_of(o) for o in outs]
+        stacked = [r.reshape((1,) + tuple(r.shape)) for r in rows]
+        _, ys = emit_scan(step, stacked, 1, [], types, reverse=False, name="checkpoint")
+        results = [y.reshape(shape) for y, (shape, _) in zip(ys, types)]
+        return unflatten(out_tree[0], iter(results))
+
+    return checkpointed

@@ -59,10 +59,13 @@ def export(module: str, *names):
 class Op:
     """An operation outside the core primitive set.  See the module docstring."""
 
-    def __init__(self, name, *, numpy, vjp=(), static=(), doc=""):
+    def __init__(self, name, *, numpy, vjp=(), static=(), doc="", jvp=()):
         self.name = name
         self.numpy = numpy
         self.vjp = vjp
+        # Optional forward-mode rules, one per operand: rule(t, ans, *operands, **params) gives
+        # the result's tangent (NotImplemented: derive it from the VJP, see jvp.py).
+        self.jvp = tuple(jvp)
         self.static = tuple(static)
         self.doc = doc
         self._fingerprint = None
@@ -131,8 +134,8 @@ class CallOp(Op):
     **params)` gives a list of (shape, dtype), one per result; `numpy(*values, **params)` the
     results (a tuple when there are several)."""
 
-    def __init__(self, name, *, numpy, kernel, shape, vjp=(), static=(), doc=""):
-        super().__init__(name, numpy=numpy, vjp=vjp, static=static, doc=doc)
+    def __init__(self, name, *, numpy, kernel, shape, vjp=(), static=(), doc="", jvp=()):
+        super().__init__(name, numpy=numpy, vjp=vjp, static=static, doc=doc, jvp=jvp)
         self.kernel, self.shape = kernel, shape
 
     def _functions(self):

@@ -118,3 +118,75 @@ def test_a_cached_kernel_calls_back_the_right_function_in_a_new_process(tmp_path
     outs = [subprocess.run([sys.executable, str(path), s], capture_output=True, text=True,
                            env=env, check=True).stdout.strip() for s in ("2", "5")]
     assert outs == ["[2.0, 2.0, 2.0]", "[5.0, 5.0, 5.0]"]
+
+
+# --- forward mode: defjvp, or the VJP transposed ------------------------------------------------
+
+def _softplus(x):
+    return numpy.log1p(numpy.exp(x))
+
+
+def test_defjvp_gives_forward_mode_its_rule_and_the_vjp_is_transposed_without_one():
+    from jitgrad.extend import defjvp
+
+    calls = []
+    with_jvp = primitive(_softplus)
+    defvjp(with_jvp, lambda ans, x: lambda g: g / (1.0 + np.exp(-x)))
+    defjvp(with_jvp, lambda t, ans, x: calls.append(1) or t / (1.0 + np.exp(-x)))
+    without = primitive(_softplus)
+    defvjp(without, lambda ans, x: lambda g: g / (1.0 + np.exp(-x)))
+    v = numpy.array([1.0, -2.0, 0.5])
+    expected = v / (1.0 + numpy.exp(-Y))
+    for prim in (with_jvp, without):
+        for execution in ("interpret", "compile"):
+            with jitgrad.execution(execution):
+                value, t = jitgrad.make_jvp(lambda x: prim(x) * 2.0)(Y)(v)
+            numpy.testing.assert_allclose(value, 2 * _softplus(Y), rtol=1e-14)
+            numpy.testing.assert_allclose(t, 2 * expected, rtol=1e-14)
+    assert calls  # the rule given by defjvp was used
+
+
+def test_a_rule_of_the_wrong_shape_is_named():
+    from jitgrad.extend import defjvp
+
+    bad = primitive(_softplus)
+    defvjp(bad, lambda ans, x: lambda g: np.sum(g))
+    with pytest.raises(TracingError, match=r"the VJP of primitive _softplus for argument 0 "
+                                           r"returned a value of shape \(\); it must have the "
+                                           r"shape of that argument, \(3,\)"):
+        jitgrad.grad(lambda x: np.sum(bad(x)))(Y)
+    defjvp(bad, lambda t, ans, x: t[:2])
+    with pytest.raises(TracingError, match=r"the JVP of primitive _softplus .* shape \(2,\)"):
+        jitgrad.make_jvp(bad)(Y)(Y)
+
+
+def test_checkpoint_recomputes_instead_of_storing():
+    from autograd.differential_operators import checkpoint as a_checkpoint
+
+    import autograd.numpy as anp
+
+    w = numpy.random.default_rng(0).standard_normal((3, 3)) / 2
+
+    def net(np, checkpoint):
+        layer = checkpoint(lambda x, w: np.tanh(np.dot(w, x)) + np.sin(x))
+
+        def f(x, w):
+            for _ in range(3):
+                x = layer(x, w)
+            return np.sum(x ** 2)
+        return f
+
+    ours = jitgrad.checkpoint
+    for execution in ("interpret", "compile"):
+        with jitgrad.execution(execution):
+            g = jitgrad.grad(net(np, ours), (0, 1))(Y, w)
+        e = autograd.grad(net(anp, a_checkpoint), (0, 1))(Y, w)
+        numpy.testing.assert_allclose(g[0], e[0], rtol=1e-13)
+        numpy.testing.assert_allclose(g[1], e[1], rtol=1e-13)
+    h = jitgrad.hessian(lambda x: net(np, ours)(x, w))(Y)
+    numpy.testing.assert_allclose(h, autograd.hessian(lambda x: net(anp, a_checkpoint)(x, w))(Y),
+                                  rtol=1e-12)
+    # the layer is a loop step of its own: its intermediates live inside it
+    ir = str(jitgrad.explain(net(np, ours), Y, w).grad_ir)
+    assert ir.count("scan[") >= 6  # three forward steps, three recomputing adjoint steps
+    assert ours(lambda x: x * 2.0)(Y) is not None  # outside a trace: the function itself

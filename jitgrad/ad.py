@@ -221,7 +221,16 @@ FORWARD: dict = {}
 JOINT: dict = {}
 
 
-def _reverse(graph: Graph, const_values, wrt, seeded, with_value=False):
+def value_grad_and_adjoints_graph(graph: Graph, const_values, wrt: tuple[int, ...]):
+    """`value_and_grad_graph`, also returning the adjoint of every float variable of `graph`
+    that has one: (graph, constant values, those variables, in the order of the extra
+    outputs).  For pictures of the computation (jitgrad/graph.py)."""
+    record: dict = {}
+    out, consts = _reverse(graph, const_values, wrt, None, record=record)
+    return out, consts, list(record)
+
+
+def _reverse(graph: Graph, const_values, wrt, seeded, with_value=False, record=None):
     trace = Trace(graph.name)
     with trace:
         env: dict[Var, object] = {}
@@ -262,6 +271,8 @@ def _reverse(graph: Graph, const_values, wrt, seeded, with_value=False):
 
         for stmt in reversed(graph.stmts):
             gs = [cotangents.pop(v, None) for v in stmt.outs]
+            if record is not None:  # complete now: every use of these values is behind us
+                record.update((v, g) for v, g in zip(stmt.outs, gs) if g is not None)
             if all(g is None for g in gs):
                 continue
             args = [read(a) for a in stmt.inputs]
@@ -281,6 +292,12 @@ def _reverse(graph: Graph, const_values, wrt, seeded, with_value=False):
             v = graph.inputs[i]
             g = cotangents.get(v)
             results.append(full(v.shape, 0.0, v.dtype) if g is None else unbroadcast(g, v.shape))
+        if record is not None:
+            for v in graph.inputs:
+                if v in cotangents:
+                    record[v] = unbroadcast(cotangents[v], v.shape)
+            for v, g in record.items():
+                results.append(g if isinstance(g, Tracer) else full(v.shape, g, v.dtype))
         out = trace.finish(results)
     return out, trace.const_values
 

@@ -339,6 +339,16 @@ class Explanation:
     grad_ir: Graph  # value and gradient, after the reverse-mode transform
     source: str  # the generated Numba kernel
     path: str  # where that source lives
+    _point: tuple = ()  # (constant values, the inputs' values, differentiated inputs)
+
+    def graph(self, adjoints: bool = True):
+        """The traced computation as a graph (jitgrad/graph.py): a graphviz object when the
+        graphviz package is installed, else DOT text; for values of one element, each node
+        shows its value and, with `adjoints`, its adjoint."""
+        from .graph import picture
+
+        consts, dynamic, wrt = self._point
+        return picture(self.ir, consts, dynamic, wrt, adjoints, self.ir.name)
 
     def __str__(self) -> str:
         return (f"# traced IR\n{self.ir}\n\n# value and gradient IR\n{self.grad_ir}\n\n"
@@ -356,11 +366,12 @@ def explain(fun, *args, argnum=0, **kwargs) -> Explanation:
       return x2
     """
     gf = _GradFunction(fun, argnum, with_value=True)
-    key, _, _ = gf._signature(args, kwargs)
+    key, dynamic, _ = gf._signature(args, kwargs)
     build = gf._build(args, kwargs, key)
+    _, consts, wrt, *_ = gf._trace(args, kwargs)  # the forward graph's constants
     compile.load(build.source)  # writes the file (Numba compiles on a first call, not here)
     return Explanation(build.graph, build.grad_graph, build.source,
-                       compile.kernel_path(build.source))
+                       compile.kernel_path(build.source), (consts, dynamic, wrt))
 
 
 # ------------------------------------------------------------------------------------------------

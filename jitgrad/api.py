@@ -396,7 +396,7 @@ class _Entry:
     """A compiled kernel for one signature, with what it needs at every call."""
 
     __slots__ = ("kernel", "consts", "current", "compiled", "out_shapes", "out_tree", "call1",
-                 "draws", "drawn", "graph")
+                 "draws", "drawn", "graph", "fast_keys")
 
     def __init__(self, kernel, consts, current, draws=()):
         self.kernel, self.consts = kernel, tuple(consts)
@@ -416,6 +416,7 @@ class _Entry:
         self.compiled = False
         self.out_shapes, self.out_tree = [()], None  # make_vjp's: the outputs' leaves
         self.graph = None  # make_vjp's: the adjoint, to inline when called inside a trace
+        self.fast_keys = ()  # the hot path's keys, once the compiled kernel has run
 
     def use(self, kernel) -> None:
         """Run `kernel` from now on (a compiled kernel replacing the interpreted tier)."""
@@ -611,6 +612,8 @@ class _GradFunction:
         else:
             out = compile.first_call(entry.kernel, call_args)
             entry.compiled = True
+            for k in entry.fast_keys:  # compiled after the interpreted tier: now the hot path
+                self._fast[k] = entry
         if self.kind == "value":
             return unflatten(entry.out_tree, iter(out))
         return self._package(out, trees)
@@ -766,10 +769,8 @@ class _GradFunction:
             def upgrade():
                 """The interpreted tier has had its time: compile (on the next call)."""
                 entry.use(compile.load(build.source))
-                entry.compiled = False
+                entry.compiled, entry.fast_keys = False, tuple(fast)
                 TIERS["compiled after interpreting"] += 1
-                for k in fast:
-                    self._fast[k] = entry
 
             if not tiered:
                 for k in fast:

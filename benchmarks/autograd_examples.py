@@ -356,7 +356,11 @@ def stop_with_stack(proc: subprocess.Popen) -> None:
 
 
 def subprocess_env(cache_dir: str) -> dict:
+    from . import EXECUTION_DEFAULTED
+
     env = dict(os.environ)
+    if EXECUTION_DEFAULTED:  # the examples run as their users run them: the default tiers
+        env.pop("JITGRAD_EXECUTION", None)
     env.update(MPLBACKEND="Agg", PYTHONUNBUFFERED="1", PYTHONHASHSEED="0",
                JITGRAD_CACHE_DIR=cache_dir, PYTHONDONTWRITEBYTECODE="1",
                PYTHONPATH=os.pathsep.join(

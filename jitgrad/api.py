@@ -12,8 +12,10 @@ import collections
 import contextlib
 import copy
 import functools
+import math
 import os
 import threading
+import time
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -394,7 +396,7 @@ class _Entry:
     """A compiled kernel for one signature, with what it needs at every call."""
 
     __slots__ = ("kernel", "consts", "current", "compiled", "out_shapes", "out_tree", "call1",
-                 "draws", "drawn", "graph")
+                 "draws", "drawn", "graph", "fast_keys")
 
     def __init__(self, kernel, consts, current, draws=()):
         self.kernel, self.consts = kernel, tuple(consts)
@@ -406,12 +408,7 @@ class _Entry:
         self.drawn = True  # the trace has just drawn the numbers for the call that made it
         # The hot path's call with one argument: the constants spelled out, because Numba's
         # dispatcher takes a slower path for `kernel(x, *consts)` (~0.2 µs, even for no consts).
-        names = [f"c{i}" for i in range(len(self.consts))]
-        scope = {"kernel": kernel, **dict(zip(names, self.consts))}
-        self.call1 = kernel if not names else eval(  # noqa: S307 (built from names only)
-            f"lambda x: kernel(x, {', '.join(names)})", scope)
-        if self.draws:
-            self.call1 = lambda x: kernel(x, *self.consts_now())
+        self.use(kernel)
         # None, or a function saying whether what the trace read besides the arguments still
         # holds (watch.py).  (Arrays read from the user's scope need no check: kernels read
         # them at every call.)
@@ -419,6 +416,17 @@ class _Entry:
         self.compiled = False
         self.out_shapes, self.out_tree = [()], None  # make_vjp's: the outputs' leaves
         self.graph = None  # make_vjp's: the adjoint, to inline when called inside a trace
+        self.fast_keys = ()  # the hot path's keys, once the compiled kernel has run
+
+    def use(self, kernel) -> None:
+        """Run `kernel` from now on (a compiled kernel replacing the interpreted tier)."""
+        self.kernel = kernel
+        names = [f"c{i}" for i in range(len(self.consts))]
+        scope = {"kernel": kernel, **dict(zip(names, self.consts))}
+        self.call1 = kernel if not names else eval(  # noqa: S307 (built from names only)
+            f"lambda x: kernel(x, {', '.join(names)})", scope)
+        if self.draws:
+            self.call1 = lambda x: kernel(x, *self.consts_now())
 
     def consts_now(self) -> tuple:
         """The kernel's constants for this call: the random draws made afresh, in order."""
@@ -604,6 +612,8 @@ class _GradFunction:
         else:
             out = compile.first_call(entry.kernel, call_args)
             entry.compiled = True
+            for k in entry.fast_keys:  # compiled after the interpreted tier: now the hot path
+                self._fast[k] = entry
         if self.kind == "value":
             return unflatten(entry.out_tree, iter(out))
         return self._package(out, trees)
@@ -723,6 +733,8 @@ class _GradFunction:
                 return entry
             interpret = _EXECUTION.mode == "interpret"
             build = self._build(args, kwargs, key, generate=not interpret)
+            tiered = (_EXECUTION.mode == "auto" and not interpret
+                      and not compile.is_cached(build.source))
             if not interpret and build.source.count("\n") > MAX_KERNEL_LINES:
                 # Numba's compile time grows faster than the source: a kernel this long would
                 # take minutes.  The interpreter runs the same IR at once (NumPy per statement).
@@ -731,22 +743,38 @@ class _GradFunction:
                            f"runs with jitgrad's IR interpreter instead (set "
                            f"JITGRAD_MAX_KERNEL_LINES above that to compile it)")
                 interpret = True
-            kernel = _interpreted(build.grad_graph) if interpret else compile.load(build.source)
+            if interpret:
+                kernel = _interpreted(build.grad_graph)
+            elif tiered:
+                kernel = _Tiered(build.grad_graph, lambda: upgrade())
+            else:
+                kernel = compile.load(build.source)
             entry = _Entry(kernel, build.consts, watch.guard(build.watches), build.draws)
             entry.out_shapes = [v.shape for v in build.graph.outputs]
             entry.graph = build.grad_graph if self.kind == "vjp" else None
             entry.out_tree = build.out_tree
-            entry.compiled = interpret
+            entry.compiled = interpret or tiered
             self._entries[key] = entry
-            if self._fast_ok and len(args) == 1 and not kwargs and not interpret:
-                # The hot path's keys: the shape of a float64 array (not 0-d: kernels take 0-d
-                # values as scalars), or the type of a float (NumPy's float64 is one too; both
-                # get a float gradient, as on the slow path).
-                x = args[0]
-                if type(x) is _ndarray and x.dtype == _FLOAT and x.ndim > 0:
-                    self._fast[x.shape] = entry
-                elif type(x) in (float, np.float64):
-                    self._fast[float] = self._fast[np.float64] = entry
+            hot = self._fast_ok and len(args) == 1 and not kwargs and not interpret
+            # The hot path's keys: the shape of a float64 array (not 0-d: kernels take 0-d
+            # values as scalars), or the type of a float (NumPy's float64 is one too; both get
+            # a float gradient, as on the slow path).
+            x = args[0] if hot else None
+            fast = []
+            if hot and type(x) is _ndarray and x.dtype == _FLOAT and x.ndim > 0:
+                fast = [x.shape]
+            elif hot and type(x) in (float, np.float64):
+                fast = [float, np.float64]
+
+            def upgrade():
+                """The interpreted tier has had its time: compile (on the next call)."""
+                entry.use(compile.load(build.source))
+                entry.compiled, entry.fast_keys = False, tuple(fast)
+                TIERS["compiled after interpreting"] += 1
+
+            if not tiered:
+                for k in fast:
+                    self._fast[k] = entry
             return entry
 
     def _build(self, args, kwargs, key, generate=True) -> _Build:
@@ -847,16 +875,20 @@ class _GradFunction:
         return self._package(out, trees)
 
 
+_MODES = ("auto", "compile", "interpret")
+
+
 class _Execution(threading.local):
-    """How this thread runs the signatures it has not run before: "compile" (Numba kernels) or
-    "interpret" (the IR evaluated with NumPy, statement by statement: no compile time, slow
-    calls).  Set with `jitgrad.execution(...)` or `$JITGRAD_EXECUTION`."""
+    """How this thread runs the signatures it has not run before: "auto" (interpreted first,
+    then compiled, see TIER_SECONDS), "compile" (Numba kernels at once) or "interpret" (the IR
+    evaluated with NumPy, statement by statement: no compile time, slow calls).  Set with
+    `jitgrad.execution(...)` or `$JITGRAD_EXECUTION`."""
 
     def __init__(self):
-        self.mode = os.environ.get("JITGRAD_EXECUTION", "compile")
-        if self.mode not in ("compile", "interpret"):
-            raise ArgumentError(f"$JITGRAD_EXECUTION is {self.mode!r}; it must be 'compile' "
-                                f"or 'interpret'")
+        self.mode = os.environ.get("JITGRAD_EXECUTION", "auto")
+        if self.mode not in _MODES:
+            raise ArgumentError(f"$JITGRAD_EXECUTION is {self.mode!r}; it must be one of "
+                                f"{', '.join(map(repr, _MODES))}")
 
 
 _EXECUTION = _Execution()
@@ -864,16 +896,52 @@ _EXECUTION = _Execution()
 
 @contextlib.contextmanager
 def execution(mode: str):
-    """Within the block, run derivatives by `mode`: "compile" (Numba kernels, the default) or
-    "interpret" (the reference interpreter: NumPy, statement by statement).  Kernels compiled
-    before stay in use for the signatures they serve."""
-    if mode not in ("compile", "interpret"):
-        raise ArgumentError(f"execution mode must be 'compile' or 'interpret', got {mode!r}")
+    """Within the block, run new signatures by `mode`: "auto" (the default: the interpreted
+    tier first, compiled once interpreting has taken TIER_SECONDS, at once if the kernel is in
+    the disk cache), "compile" (compile at the first call: for benchmarks and tests of the
+    kernels) or "interpret" (the reference interpreter only: NumPy, statement by statement).
+    Kernels made before stay in use for the signatures they serve."""
+    if mode not in _MODES:
+        raise ArgumentError(f"execution mode must be one of {', '.join(map(repr, _MODES))}, "
+                            f"got {mode!r}")
     saved, _EXECUTION.mode = _EXECUTION.mode, mode
     try:
         yield
     finally:
         _EXECUTION.mode = saved
+
+
+# The interpreted tier: a new signature runs with the IR interpreter until its calls have taken
+# this long in total, then compiles.  Paying for a compile only once interpreting has cost about
+# as much (the ski-rental rule) keeps the total within about twice the better of the two
+# choices made in hindsight: a short run never waits for Numba, a long one compiles early.
+TIER_SECONDS = float(os.environ.get("JITGRAD_TIER_SECONDS", "1.0"))
+TIERS = {"interpreted calls": 0, "compiled after interpreting": 0}
+
+
+class _Tiered:
+    """A signature's kernel in the interpreted tier (execution mode "auto")."""
+
+    __slots__ = ("run", "spent", "upgrade")
+
+    def __init__(self, graph: Graph, upgrade):
+        self.run, self.spent, self.upgrade = _interpreted(graph), 0.0, upgrade
+
+    def __call__(self, *args):
+        start = time.perf_counter()
+        out = self.run(*args)
+        self.spent += time.perf_counter() - start
+        TIERS["interpreted calls"] += 1
+        if self.spent >= TIER_SECONDS:
+            self.spent = -math.inf  # once
+            self.upgrade()
+        return out
+
+
+def tier_stats() -> dict:
+    """How many calls ran in the interpreted tier, and how many signatures compiled after it
+    (execution mode "auto"): a copy of the counters."""
+    return dict(TIERS)
 
 
 def _interpreted(graph: Graph):

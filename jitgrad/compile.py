@@ -131,6 +131,19 @@ def load(source: str):
     return kernel
 
 
+def is_cached(source: str) -> bool:
+    """Whether the kernel of `source` is ready without compiling: loaded in this process, or
+    compiled by Numba into the disk cache (by any process)."""
+    path = kernel_path(source)
+    if path in _LOADED:
+        return bool(getattr(_LOADED[path], "signatures", None))
+    directory = os.path.dirname(path)
+    if directory == _MEMORY or not os.path.exists(path):
+        return False
+    stem = os.path.basename(path)[:-3]
+    return any(f.endswith(".nbc") for f in _numba_files(directory, stem))
+
+
 def forget(kernel) -> None:
     """Drop this process's references to a kernel (its module too), so that its memory is freed
     once no cached signature uses it; a later `load` of the same source compiles or loads it

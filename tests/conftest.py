@@ -17,6 +17,10 @@ else:
     os.environ["JITGRAD_CACHE_DIR"] = _private
     atexit.register(shutil.rmtree, _private, ignore_errors=True)
 
+# The tests compile a new signature's kernel at its first call, so that a test of the compiled
+# tier tests Numba's kernel (users' default, "auto", interprets first: tests/test_tiers.py).
+os.environ.setdefault("JITGRAD_EXECUTION", "compile")
+
 from jitgrad import api  # noqa: E402
 
 

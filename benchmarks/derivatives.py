@@ -975,7 +975,9 @@ def _run(args, cache):
             "reuses; jax: jit trace + XLA compile; hand-numba: Numba compile).  '!': disagrees "
             f"with hand-numpy beyond rtol {RTOL:g}.  jax: arrays placed on the device\nbeforehand, "
             "result blocked on; torch and the others: NumPy in, NumPy out.  Numba start-up "
-            f"(paid before the first row): {fmt_s(numba_startup)}.\njitgrad kernel cache: {cache}"
+            f"(paid before the first row): {fmt_s(numba_startup)}.\njitgrad kernel cache: {cache}; "
+            f"JITGRAD_EXECUTION={os.environ.get('JITGRAD_EXECUTION', '(unset: auto)')} "
+            "(benchmarks/__init__.py sets compile unless the environment says otherwise)"
         )
     notes = _full_notes(results)
     if notes:

@@ -144,10 +144,10 @@ def jacobian(fun, argnum=0):
     By rows: one compiled kernel runs the forward pass once and then, in a loop, the
     vector-Jacobian product of every output element (the adjoint only: the forward values are
     computed once, before the loop), as JAX's jacrev.  When the argument has fewer elements
-    than the output, by columns instead (one call of a compiled Jacobian-vector product per
-    input element, see `make_jvp`), as jacfwd.  A function returning a tuple/list/dict gives a
-    tuple/list/dict of Jacobians.  Inside a traced function (a gradient of a Jacobian), the
-    rows' loop is part of the enclosing kernel.
+    than the output, by columns instead: one kernel, the values once and then a loop of
+    forward-mode tangents, one per input element (see `make_jvp`), as jacfwd.  A function
+    returning a tuple/list/dict gives a tuple/list/dict of Jacobians.  Inside a traced
+    function (a gradient of a Jacobian), the rows' loop is part of the enclosing kernel.
 
     >>> import jitgrad.numpy as np
     >>> jacobian(lambda x: x ** 2)(np.array([1.0, 3.0]))
@@ -198,9 +198,8 @@ def _make_jacobian(fun, argnum, owner, tag):
             return rows(*args, **kwargs)
         key = (structure._signature(args, kwargs)[0], _EXECUTION.mode)
         if key not in shapes_seen:  # traced once per signature, for the outputs' shapes
-            graph, *_, out_tree = structure._trace(args, kwargs)
-            shapes_seen[key] = out_tree, [tuple(v.shape) for v in graph.outputs]
-        tree, shapes = shapes_seen[key]
+            shapes_seen[key] = [tuple(v.shape) for v in structure._trace(args, kwargs)[0].outputs]
+        shapes = shapes_seen[key]
         n_in = int(np.prod(np.shape(x), dtype=np.int64))
         n_out = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
         if 0 < n_in < n_out:
@@ -208,6 +207,20 @@ def _make_jacobian(fun, argnum, owner, tag):
         return by_rows(*args, **kwargs)
 
     return functools.update_wrapper(jac, fun)
+
+
+def _unit(i, n: int, shape):
+    """Inside a trace: the array of `shape` (n elements) that is 1 at flat position i (a traced
+    loop counter), 0 elsewhere: a Jacobian's seed, made without an identity matrix."""
+    from . import numpy as jnp
+
+    return jnp.reshape(jnp.where(np.arange(n) == i, 1.0, 0.0), shape)
+
+
+def _derivative_dtype(x) -> np.dtype:
+    """The dtype of derivatives with respect to `x`: its own if floating, else float64."""
+    dtype = np.result_type(x.dtype if isinstance(x, Tracer) else x)
+    return dtype if dtype.kind in "fc" else np.dtype(np.float64)
 
 
 def _jacobian_rows(make, args, kwargs, argnum):
@@ -220,9 +233,7 @@ def _jacobian_rows(make, args, kwargs, argnum):
     outs: list = []
     tree = flatten(ans, outs)
     x = args[argnum]
-    in_shape = tuple(np.shape(x))
-    dtype = np.result_type(x.dtype if isinstance(x, Tracer) else x)
-    dtype = dtype if dtype.kind in "fc" else np.dtype(np.float64)
+    in_shape, dtype = tuple(np.shape(x)), _derivative_dtype(x)
     shapes = [tuple(np.shape(o)) for o in outs]
     jacobians = []
     for k, shape in enumerate(shapes):
@@ -232,8 +243,7 @@ def _jacobian_rows(make, args, kwargs, argnum):
             continue
 
         def row(i, k=k, shape=shape, m=m):
-            seed = jnp.reshape(jnp.where(np.arange(m) == i, 1.0, 0.0), shape)
-            seeds = [seed if j == k else np.zeros(s) for j, s in enumerate(shapes)]
+            seeds = [_unit(i, m, shape) if j == k else np.zeros(s) for j, s in enumerate(shapes)]
             return [vjp(unflatten(tree, iter(seeds)))]
 
         _, (stacked,) = emit_scan(row, [np.arange(m)], m, [], [(in_shape, dtype)],
@@ -274,10 +284,8 @@ def _jacobian_columns(tangents, args, kwargs, argnum):
     from .control import emit_scan
 
     x = args[argnum]
-    in_shape = tuple(np.shape(x))
+    in_shape, dtype = tuple(np.shape(x)), _derivative_dtype(x)
     n_in = int(np.prod(in_shape, dtype=np.int64))
-    dtype = np.result_type(x.dtype if isinstance(x, Tracer) else x)
-    dtype = dtype if dtype.kind in "fc" else np.dtype(np.float64)
     run = tangents.jvp_staged(args, kwargs)
     values, _ = run(np.zeros(in_shape, dtype) if in_shape else 0.0)
     outs: list = []
@@ -286,9 +294,8 @@ def _jacobian_columns(tangents, args, kwargs, argnum):
              for o in outs]
 
     def column(j):
-        direction = jnp.reshape(jnp.where(np.arange(n_in) == j, 1.0, 0.0), in_shape)
         leaves: list = []
-        flatten(run(direction.astype(dtype))[1], leaves)
+        flatten(run(_unit(j, n_in, in_shape).astype(dtype))[1], leaves)
         return leaves
 
     _, stacked = emit_scan(column, [np.arange(n_in)], n_in, [], types, reverse=False,
@@ -370,10 +377,10 @@ def explain(fun, *args, argnum=0, **kwargs) -> Explanation:
     gf = _GradFunction(fun, argnum, with_value=True)
     key, dynamic, _ = gf._signature(args, kwargs)
     build = gf._build(args, kwargs, key)
-    _, consts, wrt, *_ = gf._trace(args, kwargs)  # the forward graph's constants
     compile.load(build.source)  # writes the file (Numba compiles on a first call, not here)
     return Explanation(build.graph, build.grad_graph, build.source,
-                       compile.kernel_path(build.source), (consts, dynamic, wrt))
+                       compile.kernel_path(build.source),
+                       (build.graph_consts, dynamic, build.wrt))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -390,6 +397,8 @@ class _Build:
     watches: dict  # what the trace read besides its arguments (watch.py)
     draws: list  # random draws to replay before each call (control._draw)
     out_tree: object = None  # the structure of the output (make_vjp: a tree of arrays)
+    graph_consts: list = ()  # the traced graph's constant values (explain's picture)
+    wrt: tuple = ()  # the traced graph's differentiated inputs
 
 
 class _Entry:
@@ -743,10 +752,16 @@ class _GradFunction:
                            f"runs with jitgrad's IR interpreter instead (set "
                            f"JITGRAD_MAX_KERNEL_LINES above that to compile it)")
                 interpret = True
+            def upgrade():
+                """The interpreted tier has had its time: compile (on the next call)."""
+                entry.use(compile.load(build.source))
+                entry.compiled, entry.fast_keys = False, tuple(fast)
+                TIERS["compiled after interpreting"] += 1
+
             if interpret:
                 kernel = _interpreted(build.grad_graph)
             elif tiered:
-                kernel = _Tiered(build.grad_graph, lambda: upgrade())
+                kernel = _Tiered(build.grad_graph, upgrade)
             else:
                 kernel = compile.load(build.source)
             entry = _Entry(kernel, build.consts, watch.guard(build.watches), build.draws)
@@ -765,13 +780,6 @@ class _GradFunction:
                 fast = [x.shape]
             elif hot and type(x) in (float, np.float64):
                 fast = [float, np.float64]
-
-            def upgrade():
-                """The interpreted tier has had its time: compile (on the next call)."""
-                entry.use(compile.load(build.source))
-                entry.compiled, entry.fast_keys = False, tuple(fast)
-                TIERS["compiled after interpreting"] += 1
-
             if not tiered:
                 for k in fast:
                     self._fast[k] = entry
@@ -794,7 +802,8 @@ class _GradFunction:
             self.kind, "value and gradient")
         note = f"{kind} of {self.name} with respect to argnum={self.argnum}"
         source = codegen.generate(fuse.schedule(grad_graph), note=note) if generate else None
-        return _Build(graph, grad_graph, grad_consts, source, watches, draws, out_tree)
+        return _Build(graph, grad_graph, grad_consts, source, watches, draws, out_tree, consts,
+                      wrt)
 
     def _trace(self, args, kwargs):
         """Run the function on tracers: (graph, constant values, indices of graph inputs to

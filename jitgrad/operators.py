@@ -218,7 +218,7 @@ def checkpoint(fun):
     time for memory.  Inside a traced function, `fun`'s body becomes one step of a loop over
     its arguments (a scan of length 1, compiled as its own function), whose adjoint keeps only
     that step's inputs and recomputes the rest.  Outside a trace, it is `fun`."""
-    from .control import converted_call, emit_scan
+    from .control import converted_call, emit_scan, trace_region, type_of
     from .trace import Tracer, flatten, unflatten
 
     @functools.wraps(fun)
@@ -247,8 +247,6 @@ def checkpoint(fun):
             return outs
 
         # The outputs' types, from a trace of the body that is thrown away.
-        from .control import trace_region, type_of
-
         _, _, outs = trace_region(step, [type_of(r) for r in rows], "checkpoint")
         types = [type_of(o) for o in outs]
         stacked = [r.reshape((1,) + tuple(r.shape)) for r in rows]

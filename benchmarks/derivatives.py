@@ -69,7 +69,7 @@ from .gmm import markdown_table
 from .handwritten import FAST, logreg_numpy
 from .run import (SINGLE_THREAD_ENV, LoadMonitor, Missing, _import,  # shared helpers
                   _jitgrad_source_stamp, _summarise, environment, fmt_s, fmt_us,
-                  time_per_call)
+                  run_conditions, time_per_call)
 
 RTOL = 1e-7  # agreement required with the hand-written NumPy result (run.py's)
 FD_RTOL = 1e-5  # agreement required between the hand-written results and finite differences
@@ -986,17 +986,7 @@ def _run(args, cache):
         print("\n".join(notes))
     print()
     print("Machine and versions")
-    env = environment()
-    others = load.others_fraction()
-    if others is not None:
-        env["other load"] = (
-            f"{others:.0%} of all cores used by other processes during the run "
-            f"(1-min load average before it: {load.load_before:.2f})"
-        )
-        if others > 0.05:
-            env["other load"] += "  <-- BUSY MACHINE: timings are unreliable, rerun when idle"
-    if _jitgrad_source_stamp() != stamp:
-        env["WARNING"] = "jitgrad's source files changed during the run: rows may mix versions"
+    env = run_conditions(environment(), load, stamp)
     for k, v in env.items():
         print(f"  {k:<11} {v}")
     print(f"\nTotal run time {time.perf_counter() - started:.0f} s")

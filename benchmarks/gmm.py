@@ -81,7 +81,7 @@ import numba
 import numpy
 
 from .run import (LoadMonitor, Missing, _cpu_model, _identity,  # shared with the main table
-                  _import, _loop)
+                  _import, _loop, run_conditions)
 
 RTOL = 1e-7  # agreement required with the hand-written NumPy value and gradient
 
@@ -1197,12 +1197,7 @@ def _run(args, cache, cache_was_warm):
             print(f"  {feature}: {verdict}")
     print()
     print("Machine and versions")
-    env = environment()
-    others = load.others_fraction()
-    if others is not None:
-        env["other load"] = f"{others:.0%} of all cores used by other processes during the run"
-        if others > 0.05:
-            env["other load"] += "  <-- BUSY MACHINE: timings are unreliable, rerun when idle"
+    env = run_conditions(environment(), load)
     for k, v in env.items():
         print(f"  {k:<11} {v}")
     print(f"\nTotal run time {time.perf_counter() - started:.0f} s")

@@ -499,6 +499,22 @@ def _jitgrad_source_stamp():
     return sorted(stamp)
 
 
+def run_conditions(env: dict, monitor: LoadMonitor, source_stamp=None) -> dict:
+    """`env` with how the run went: the other processes' load (flagged when it makes timings
+    unreliable) and, given the stamp taken at the start, whether jitgrad's source changed."""
+    others = monitor.others_fraction()
+    if others is not None:
+        env["other load"] = (
+            f"{others:.0%} of all cores used by other processes during the run "
+            f"(1-min load average before it: {monitor.load_before:.2f})"
+        )
+        if others > 0.05:
+            env["other load"] += "  <-- BUSY MACHINE: timings are unreliable, rerun when idle"
+    if source_stamp is not None and _jitgrad_source_stamp() != source_stamp:
+        env["WARNING"] = "jitgrad's source files changed during the run: rows may mix versions"
+    return env
+
+
 def environment():
     try:
         usable = len(os.sched_getaffinity(0))
@@ -814,17 +830,7 @@ def _run(args):
         del data, ref
         gc.collect()
 
-    env = environment()
-    others = monitor.others_fraction()
-    if others is not None:
-        env["other load"] = (
-            f"{others:.0%} of all cores used by other processes during the run "
-            f"(1-min load average before it: {monitor.load_before:.2f})"
-        )
-        if others > 0.05:
-            env["other load"] += "  <-- BUSY MACHINE: timings are unreliable, rerun when idle"
-    if _jitgrad_source_stamp() != source_stamp:
-        env["WARNING"] = "jitgrad's source files changed during the run: rows may mix versions"
+    env = run_conditions(environment(), monitor, source_stamp)
     report(results, env, args)
     print(f"\nTotal run time {time.perf_counter() - started:.0f} s")
     if args.json:

@@ -32,10 +32,12 @@ Workloads (float64 throughout, data seeded):
 * ``custom-primitive``: ``value_and_grad`` of ``sum(softplus(x) * w)`` for x of 1,000 and of
   100,000, where ``softplus(x) = log1p(exp(x))`` is a primitive of ``jitgrad.extend`` whose body is
   plain NumPy and whose VJP, given by ``defvjp``, is ``g * expit(x)`` written with
-  ``jitgrad.numpy``.  Against the same function written inline with ``jitgrad.numpy`` (the
-  difference is the primitive's cost per call: the callback out of the compiled kernel into
-  Python and back), against autograd's own ``primitive``/``defvjp`` version (and autograd
-  inline), and against the value and gradient ``w * expit(x)`` by hand in NumPy and in Numba.
+  ``jitgrad.numpy``.  The kernel calls the body natively (Numba compiles it); ``jitgrad-callback``
+  is the same primitive made with ``native=False``, so the kernel calls back into Python.
+  Against the same function written inline with ``jitgrad.numpy`` (the differences are the
+  primitive's cost per call, native and as a callback), against autograd's own
+  ``primitive``/``defvjp`` version (and autograd inline), and against the value and gradient
+  ``w * expit(x)`` by hand in NumPy and in Numba.
 
 Every row is checked before it is timed: its result against the hand-written NumPy one (the
 reference, ``max|a - b| / max|b|`` per leaf as in ``run.py``, rtol 1e-7).  The hand-written
@@ -471,13 +473,13 @@ def _prim_sizes(check):
 
 
 @functools.lru_cache(maxsize=None)
-def jitgrad_softplus():
+def jitgrad_softplus(native=True):
     """The primitive, made once (jitgrad is imported only after JITGRAD_CACHE_DIR is set)."""
     extend, jnp = _import("jitgrad.extend"), _import("jitgrad.numpy")
 
-    @extend.primitive
+    @extend.primitive(native=native)
     def softplus(x):
-        return numpy.log1p(numpy.exp(x))  # plain NumPy: runs as a callback from the kernel
+        return numpy.log1p(numpy.exp(x))  # plain NumPy: native, or a callback from the kernel
 
     extend.defvjp(softplus, lambda ans, x: lambda g: g * (1.0 / (1.0 + jnp.exp(-x))))
     return softplus
@@ -535,10 +537,10 @@ def _prim_build_hand_numba(data):
     return (lambda: _prim_nb(x, w)), _identity
 
 
-def _prim_build_jitgrad(inline):
+def _prim_build_jitgrad(inline, native=True):
     def build(data):
         jitgrad, jnp = _import("jitgrad"), _import("jitgrad.numpy")
-        softplus = (lambda x: jnp.log1p(jnp.exp(x))) if inline else jitgrad_softplus()
+        softplus = (lambda x: jnp.log1p(jnp.exp(x))) if inline else jitgrad_softplus(native)
         vg, x = jitgrad.value_and_grad(_softplus_loss(jnp, softplus, data)), data["arg"]
         return (lambda: vg(x)), _identity
 
@@ -571,20 +573,25 @@ def _prim_fd_check(data, outs, h=1e-4, n_coords=20):
 
 
 def _prim_note(cells):
-    """jitgrad's primitive row less its inline row.  That is the callback's cost less what the
-    primitive's body (NumPy's vectorised exp and log1p) saves over the compiled loop's scalar
-    libm calls, which hand-numba less hand-numpy shows."""
-    a, b = cells.get("jitgrad"), cells.get("jitgrad-inline")
-    if a is None or b is None or a.status != "ok" or b.status != "ok":
+    """jitgrad's primitive rows (native, callback) less its inline row: the primitive's cost
+    per call.  For the callback, less what its NumPy body (vectorised exp and log1p) saves over
+    the compiled loop's scalar libm calls, which hand-numba less hand-numpy shows."""
+    b = cells.get("jitgrad-inline")
+    if b is None or b.status != "ok":
         return None
-    line = f"jitgrad - jitgrad-inline: {(a.median_s - b.median_s) * 1e6:+,.1f} µs per call"
+    parts = []
+    for key, what in (("jitgrad", "native"), ("jitgrad-callback", "callback")):
+        a = cells.get(key)
+        if a is not None and a.status == "ok":
+            parts.append(f"{key} - jitgrad-inline ({what}): "
+                         f"{(a.median_s - b.median_s) * 1e6:+,.1f} µs per call")
+    if not parts:
+        return None
+    line = "; ".join(parts)
     hn, hp = cells.get("hand-numba"), cells.get("hand-numpy")
-    if hn is not None and hn.status == "ok" and hp.median_s:
-        line += (
-            " (the callback out of the kernel, less what the primitive's NumPy body saves over "
-            "the kernel's scalar exp/log1p; for scale, hand-numba - hand-numpy: "
-            f"{(hn.median_s - hp.median_s) * 1e6:+,.1f} µs)"
-        )
+    if hn is not None and hn.status == "ok" and hp is not None and hp.median_s:
+        line += (" (for scale, what NumPy's vectorised exp/log1p save over scalar libm calls, "
+                 f"hand-numba - hand-numpy: {(hn.median_s - hp.median_s) * 1e6:+,.1f} µs)")
     return line
 
 
@@ -652,8 +659,10 @@ WORKLOADS = [
         [
             Row("hand-numpy", "sum(log1p(exp(x)) w), w / (1 + exp(-x))", _prim_build_hand_numpy),
             Row("hand-numba", "the same, one fused loop", _prim_build_hand_numba),
-            Row("jitgrad", "value_and_grad, softplus a jitgrad.extend primitive",
+            Row("jitgrad", "value_and_grad, softplus a jitgrad.extend primitive (native)",
                 _prim_build_jitgrad(inline=False)),
+            Row("jitgrad-callback", "the same primitive made with native=False (a callback)",
+                _prim_build_jitgrad(inline=False, native=False)),
             Row("jitgrad-inline", "value_and_grad, softplus inline: np.log1p(np.exp(x))",
                 _prim_build_jitgrad(inline=True)),
             Row("autograd", "value_and_grad, softplus an autograd.extend primitive",

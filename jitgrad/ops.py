@@ -59,6 +59,8 @@ def export(module: str, *names):
 class Op:
     """An operation outside the core primitive set.  See the module docstring."""
 
+    registered = True  # one of jitgrad's own (ALL_OPS); a user's primitive is not
+
     def __init__(self, name, *, numpy, vjp=(), static=(), doc="", jvp=()):
         self.name = name
         self.numpy = numpy
@@ -69,7 +71,8 @@ class Op:
         self.static = tuple(static)
         self.doc = doc
         self._fingerprint = None
-        ALL_OPS.append(self)
+        if self.registered:
+            ALL_OPS.append(self)
 
     @property
     def differentiable(self) -> bool:

@@ -1,10 +1,11 @@
-"""jitgrad.extend: primitives with user-defined VJPs (autograd.extend's API), compiled as
-callbacks, differentiated to second order, never confused with one another."""
+"""jitgrad.extend: primitives with user-defined VJPs (autograd.extend's API), compiled natively
+or as callbacks, differentiated to second order, never confused with one another, never stale."""
 
 import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy
 import pytest
@@ -44,8 +45,9 @@ def test_define_gradient_example(execution):
     assert logsumexp(Y) == _lse(Y)  # on plain values: the function itself
 
 
-def test_second_order_through_the_users_vjp():
-    with jitgrad.execution("interpret"):
+@pytest.mark.parametrize("execution", ["interpret", "compile"])
+def test_second_order_through_the_users_vjp(execution):
+    with jitgrad.execution(execution):
         h = jitgrad.hessian(lambda y: logsumexp(y))(Y)
     p = numpy.exp(Y - _lse(Y))
     numpy.testing.assert_allclose(h, numpy.diag(p) - numpy.outer(p, p), atol=1e-14)
@@ -116,8 +118,9 @@ def test_a_cached_kernel_calls_back_the_right_function_in_a_new_process(tmp_path
     path.write_text(script)
     env = dict(os.environ, JITGRAD_CACHE_DIR=str(tmp_path / "cache"))
     outs = [subprocess.run([sys.executable, str(path), s], capture_output=True, text=True,
-                           env=env, check=True).stdout.strip() for s in ("2", "5")]
-    assert outs == ["[2.0, 2.0, 2.0]", "[5.0, 5.0, 5.0]"]
+                           env=env, check=True).stdout.strip() for s in ("2", "5", "2")]
+    # (the third loads the first one's kernel, with the native body linked in, from the disk)
+    assert outs == ["[2.0, 2.0, 2.0]", "[5.0, 5.0, 5.0]", "[2.0, 2.0, 2.0]"]
 
 
 # --- forward mode: defjvp, or the VJP transposed ------------------------------------------------
@@ -190,3 +193,129 @@ def test_checkpoint_recomputes_instead_of_storing():
     ir = str(jitgrad.explain(net(np, ours), Y, w).grad_ir)
     assert ir.count("scan[") >= 6  # three forward steps, three recomputing adjoint steps
     assert ours(lambda x: x * 2.0)(Y) is not None  # outside a trace: the function itself
+
+
+# --- native or callback ---------------------------------------------------------------------------
+
+def _kernels_of(prim) -> set:
+    """How the compiled kernels made so far call `prim`: "native", "callback", or both."""
+    import jitgrad.extend as ext
+
+    made = vars(ext)
+    return {"callback" if made[name] in (ext._real_kernel, ext._complex_kernel) else "native"
+            for name, spec in ext._NATIVE.items() if spec[0] is prim and name in made}
+
+
+def _lse_jitgrad_numpy(x):  # as autograd users write it: np is jitgrad.numpy here
+    m = np.max(x)
+    return m + np.log(np.sum(np.exp(x - m)))
+
+
+def test_a_body_numba_compiles_runs_natively_inside_the_kernel():
+    native = primitive(_lse_jitgrad_numpy)
+    defvjp(native, lambda ans, x: lambda g: g * np.exp(x - ans))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", jitgrad.JitgradWarning)
+        with jitgrad.execution("compile"):
+            value, g = jitgrad.value_and_grad(lambda y: native(y ** 2) * 3.0)(Y)
+    z = Y ** 2
+    numpy.testing.assert_allclose(value, 3 * _lse(z), rtol=1e-14)
+    numpy.testing.assert_allclose(g, 6 * Y * numpy.exp(z - _lse(z)), rtol=1e-13)
+    assert _kernels_of(native) == {"native"}
+
+
+def test_a_body_numba_cannot_compile_calls_back_with_one_warning():
+    import scipy.special
+
+    @primitive
+    def erf(x):
+        return scipy.special.erf(x)
+
+    defvjp(erf, lambda ans, x: lambda g: g * 2.0 / numpy.sqrt(numpy.pi) * np.exp(-x ** 2))
+    with jitgrad.execution("compile"):
+        with pytest.warns(jitgrad.JitgradWarning, match="primitive erf runs in compiled kernels "
+                                                         "as a call back into Python, because "
+                                                         "Numba cannot compile it"):
+            g = jitgrad.grad(lambda x: np.sum(erf(x)))(Y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", jitgrad.JitgradWarning)  # once is enough
+            g2 = jitgrad.grad(lambda x: np.sum(erf(x) * x))(Y)
+    numpy.testing.assert_allclose(g, 2 / numpy.sqrt(numpy.pi) * numpy.exp(-Y ** 2), rtol=1e-14)
+    numpy.testing.assert_allclose(g2, scipy.special.erf(Y) + Y * g, rtol=1e-14)
+    assert _kernels_of(erf) == {"callback"}
+
+    quiet = primitive(native=False)(_softplus)
+    defvjp(quiet, lambda ans, x: lambda g: g / (1.0 + np.exp(-x)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", jitgrad.JitgradWarning)
+        with jitgrad.execution("compile"):
+            g = jitgrad.grad(lambda x: np.sum(quiet(x)))(Y)
+    numpy.testing.assert_allclose(g, 1 / (1 + numpy.exp(-Y)), rtol=1e-14)
+    assert _kernels_of(quiet) == {"callback"}
+
+
+SCALE = 2.0
+WEIGHTS = numpy.ones(3)
+
+
+@primitive
+def _weighted(x):
+    return x * SCALE * WEIGHTS
+
+
+defvjp(_weighted, lambda ans, x: lambda g: g * SCALE * WEIGHTS)
+
+
+def test_a_native_body_never_runs_with_stale_globals():
+    # Numba freezes the globals a compiled body reads: a rebound or changed one must compile
+    # again, never reuse the kernel made with the old value.
+    global SCALE
+    vg = jitgrad.value_and_grad(lambda x: np.sum(_weighted(x) * x))
+    try:
+        with jitgrad.execution("compile"):
+            for scale, weight in [(2.0, 1.0), (5.0, 1.0), (5.0, 3.0)]:
+                SCALE = scale
+                WEIGHTS[:] = weight  # in place
+                value, g = vg(Y)
+                numpy.testing.assert_allclose(value, scale * weight * numpy.sum(Y ** 2),
+                                              rtol=1e-14)
+                numpy.testing.assert_allclose(g, 2 * scale * weight * Y, rtol=1e-14)
+    finally:
+        SCALE, WEIGHTS[:] = 2.0, 1.0
+    assert _kernels_of(_weighted) == {"native"}
+
+
+@primitive
+def _pick(x, mode, k=1):
+    if mode == "double":
+        return 2.0 * x * k
+    return 3.0 * x * k
+
+
+defvjp(_pick, lambda ans, x, mode, k=1: lambda g: g * (2.0 if mode == "double" else 3.0) * k)
+
+
+def test_frozen_arguments_of_a_native_primitive_are_told_apart():
+    def f(x):
+        return np.sum(_pick(x, "double") + _pick(x, "triple", k=2) + _pick(x, "triple"))
+
+    for execution in ("interpret", "compile"):
+        with jitgrad.execution(execution):
+            value, g = jitgrad.value_and_grad(f)(Y)
+        numpy.testing.assert_allclose(value, 11 * numpy.sum(Y), rtol=1e-14)
+        numpy.testing.assert_allclose(g, numpy.full(3, 11.0))
+    assert _kernels_of(_pick) == {"native"}
+
+
+def test_a_native_primitive_never_hands_out_its_operands_memory():
+    @primitive
+    def same(x):
+        return x  # the operand itself: the kernel gets a copy
+
+    defvjp(same, lambda ans, x: lambda g: g)
+    x = Y.copy()
+    with jitgrad.execution("compile"):
+        value, g = jitgrad.value_and_grad(lambda x: np.sum(same(x) * x))(x)
+    numpy.testing.assert_allclose(g, 2 * Y)
+    numpy.testing.assert_array_equal(x, Y)
+    assert _kernels_of(same) == {"native"}

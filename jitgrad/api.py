@@ -154,8 +154,12 @@ def jacobian(fun, argnum=0):
     array([[2., 0.],
            [0., 6.]])
     """
+    return _jacobian(fun, argnum, "jacobian", by=None)
+
+
+def _jacobian(fun, argnum, name: str, by):
     if not isinstance(argnum, (int, np.integer)):
-        raise ArgumentError("jacobian: argnum must be an int")
+        raise ArgumentError(f"{name}: argnum must be an int")
     # The kernels live with the user's function, even when `fun` is a gradient made afresh at
     # each call (`jacobian(grad(f))`, `hessian(f)` in every step of a Newton loop).
     inner = getattr(fun, "_jitgrad", None)
@@ -163,12 +167,13 @@ def jacobian(fun, argnum=0):
         owner, tag = inner.fun, ("jacobian of", inner.kind, inner.argnums, inner.with_value)
     else:
         owner, tag = fun, "jacobian"
-    return _make_jacobian(fun, int(argnum), owner, tag)
+    return _make_jacobian(fun, int(argnum), owner, tag, by)
 
 
-def _make_jacobian(fun, argnum, owner, tag):
+def _make_jacobian(fun, argnum, owner, tag, by=None):
     """The Jacobian of `fun`, with its kernels and output shapes cached under `owner` and
-    `tag` (the cache never holds `owner` itself)."""
+    `tag` (the cache never holds `owner` itself).  `by`: "rows" or "columns" whatever the
+    shapes (None: by the shapes)."""
     make = make_vjp(fun, argnum)
     structure = _GradFunction(fun, argnum, with_value=True, kind="vjp")
     try:
@@ -196,6 +201,8 @@ def _make_jacobian(fun, argnum, owner, tag):
             return _jacobian_by_vjp_calls(make, args, kwargs, argnum)
         if any(isinstance(leaf, Tracer) for leaf in _leaves_of((args, kwargs))):
             return rows(*args, **kwargs)
+        if by is not None:
+            return (by_columns if by == "columns" else by_rows)(*args, **kwargs)
         key = (structure._signature(args, kwargs)[0], _EXECUTION.mode)
         if key not in shapes_seen:  # traced once per signature, for the outputs' shapes
             shapes_seen[key] = [tuple(v.shape) for v in structure._trace(args, kwargs)[0].outputs]
@@ -308,16 +315,35 @@ def _jacobian_columns(tangents, args, kwargs, argnum):
 
 
 def hessian(fun, argnum=0):
-    """autograd's `hessian`: the Jacobian of the gradient, as one compiled kernel (the
-    gradient's forward and reverse passes once, then a loop over the gradient's elements, each
-    step a reverse pass through the reverse pass).
+    """autograd's `hessian`: the Jacobian of the gradient, as one compiled kernel, forward over
+    reverse (as JAX's hessian, jacfwd of jacrev): the values once, then a loop over the
+    argument's elements, each step the tangent of one unit direction carried through the
+    gradient's forward and reverse passes.  Where forward mode cannot go (a gradient through a
+    compiled loop), reverse over reverse: a loop over the gradient's elements, each step a
+    reverse pass through the reverse pass (measured in docs/how-it-works.md).
 
     >>> import jitgrad.numpy as np
     >>> hessian(lambda x: np.sum(x ** 3))(np.array([1.0, 2.0]))
     array([[ 6.,  0.],
            [ 0., 12.]])
     """
-    return jacobian(grad(fun, argnum), argnum)
+    gradient = grad(fun, argnum)
+    by_columns = _jacobian(gradient, argnum, "hessian", by="columns")
+    by_rows = _jacobian(gradient, argnum, "hessian", by="rows")
+    try:
+        memo = _CACHES.setdefault(fun, {})
+    except TypeError:
+        memo = {}
+
+    def hess(*args, **kwargs):
+        if not memo.get(("hessian by rows", argnum)):
+            try:
+                return by_columns(*args, **kwargs)
+            except TracingError:  # forward mode cannot go through it: reverse over reverse
+                memo[("hessian by rows", argnum)] = True  # (its own error, if any, below)
+        return by_rows(*args, **kwargs)
+
+    return functools.update_wrapper(hess, fun)
 
 
 def hessian_vector_product(fun, argnum=0):

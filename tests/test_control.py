@@ -165,6 +165,9 @@ def test_derivatives_of_derivatives_through_compiled_loops(name):
         hessian = jitgrad.hessian(f)(x)
         third = grad(lambda x: np.sum(grad(lambda x: np.sum(grad(f)(x) ** 2))(x) * x))(x)
     numpy.testing.assert_allclose(hessian, autograd.hessian(reference)(x), rtol=1e-12)
+    # (forward mode cannot go through the gradient's saved loop: reverse over reverse instead)
+    from jitgrad.api import _CACHES
+    assert _CACHES[f][("hessian by rows", 0)]
     expected = autograd.grad(lambda x: anp.sum(autograd.grad(
         lambda x: anp.sum(autograd.grad(reference)(x) ** 2))(x) * x))(x)
     numpy.testing.assert_allclose(third, expected, rtol=1e-11)

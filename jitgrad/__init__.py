@@ -12,16 +12,17 @@ from .api import (Explanation, elementwise_grad, execution, explain, grad, hessi
                   tier_stats, value_and_grad)
 from .compile import clear_cache
 from .operators import (checkpoint, deriv, grad_and_aux, grad_named, hessian_tensor_product,
-                        make_ggnvp, make_hvp, make_jvp, make_jvp_reversemode,
+                        make_ggnvp, jvp, make_hvp, make_jvp, make_jvp_reversemode,
                         tensor_jacobian_product, vector_jacobian_product)
 from .control import cond, fori_loop, while_loop
 from .errors import (ArgumentError, JitgradError, JitgradInternalError, JitgradWarning,
                      ShapeError, TracingError)
 
+
 __version__ = "0.1.0"
 __all__ = ["grad", "value_and_grad", "jit_grad", "elementwise_grad", "jacobian", "hessian",
            "hessian_vector_product", "holomorphic_grad", "make_vjp", "explain", "Explanation",
-           "while_loop", "fori_loop", "cond", "clear_cache", "execution", "tier_stats", "make_jvp",
+           "while_loop", "fori_loop", "cond", "clear_cache", "execution", "tier_stats", "make_jvp", "jvp",
            "make_jvp_reversemode", "deriv", "make_hvp", "hessian_tensor_product",
            "tensor_jacobian_product", "vector_jacobian_product", "make_ggnvp", "grad_and_aux",
            "grad_named", "checkpoint", "JitgradError",

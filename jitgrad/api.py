@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import ad, codegen, compile, fuse, jvp, watch
+from . import ad, codegen, compile, forward, fuse, watch
 from .errors import ArgumentError, JitgradInternalError, JitgradWarning, TracingError
 from .interpret import Staged, evaluate
 from .ir import Graph, verify
@@ -60,15 +60,16 @@ def holomorphic_grad(fun, argnum=0):
     (2+2j)
     """
     impl = _GradFunction(fun, argnum, with_value=False, kind="holomorphic")
-    call = impl.function()
+    call, real = impl.function(), grad(fun, argnum)
 
     @functools.wraps(fun)
     def derivative(*args, **kwargs):
         for a in impl.argnums:
-            leaves = _leaves_of(args[a])
-            if not all(np.iscomplexobj(x) for x in leaves):
-                raise ArgumentError(f"holomorphic_grad of {impl.name}: argument {a} must be "
-                                    f"complex (autograd's rule); use grad for real arguments")
+            if not all(np.iscomplexobj(x) for x in _leaves_of(args[a])):
+                # autograd warns and goes on: for a real argument it is the gradient.
+                _warn_once(impl.name, f"holomorphic_grad of a real argument {a}: its "
+                           f"derivative is the gradient (use grad)")
+                return real(*args, **kwargs)
         return call(*args, **kwargs)
 
     return derivative
@@ -816,7 +817,7 @@ class _GradFunction:
         if self.kind == "value":  # a composition of derivatives, compiled as it is
             grad_graph, grad_consts = graph, consts
         elif self.kind == "jvp":
-            grad_graph, grad_consts = jvp.jvp_graph(graph, consts, wrt)
+            grad_graph, grad_consts = forward.jvp_graph(graph, consts, wrt)
         elif self.kind == "vjp":
             grad_graph, grad_consts = ad.value_and_vjp_graph(graph, consts, wrt)
         else:

@@ -4,7 +4,7 @@
 Each composition is traced as one function, so it compiles into one kernel per signature (the
 inner derivatives are inlined into the outer trace), and that kernel is reused on every call.
 
-Jacobian-vector products (`make_jvp`, `deriv`) are forward mode (jitgrad/jvp.py): the tangent
+Jacobian-vector products (`make_jvp`, `deriv`) are forward mode (jitgrad/forward.py): the tangent
 is carried through the same fused loops as the value, one pass.  `make_jvp_reversemode` is the
 transposition trick autograd also offers: u -> vjp(u) is linear, so the VJP of the VJP is the
 JVP (about two reverse passes).
@@ -20,7 +20,7 @@ import numpy as np
 from .api import grad, make_vjp
 from .errors import ArgumentError
 
-__all__ = ["make_jvp", "make_jvp_reversemode", "deriv", "make_hvp", "hessian_tensor_product",
+__all__ = ["make_jvp", "jvp", "make_jvp_reversemode", "deriv", "make_hvp", "hessian_tensor_product",
            "tensor_jacobian_product", "vector_jacobian_product", "make_ggnvp", "grad_and_aux",
            "grad_named", "checkpoint"]
 
@@ -40,11 +40,16 @@ def make_jvp(fun, argnum=0):
     Jacobian of f w.r.t. argument `argnum` times the tangent `v`, of that argument's structure
     (autograd.make_jvp).  Forward mode: one compiled kernel computes both in one pass, for
     every `v`."""
+    if not isinstance(argnum, (int, np.integer)) or isinstance(argnum, bool):
+        raise ArgumentError("make_jvp: argnum must be an int")
+    return _jvp_maker(fun, int(argnum), fun, "make_jvp")
+
+
+def _jvp_maker(fun, argnum, owner, tag):
+    """make_jvp's maker, its kernels cached under `owner` and `tag`."""
     from .api import _GradFunction, _leaves_of
     from .trace import Tracer
 
-    if not isinstance(argnum, (int, np.integer)) or isinstance(argnum, bool):
-        raise ArgumentError("make_jvp: argnum must be an int")
     inner = _GradFunction(fun, int(argnum), with_value=True, kind="jvp")
     compiled: dict = {}
 
@@ -66,7 +71,7 @@ def make_jvp(fun, argnum=0):
         if position not in compiled:
             compiled[position] = _GradFunction(
                 value_and_tangent, position, with_value=False, kind="value",
-                cache=(fun, ("make_jvp", position))).function()
+                cache=(owner, (tag, position))).function()
         run = compiled[position]
 
         def jvp(v):
@@ -77,6 +82,33 @@ def make_jvp(fun, argnum=0):
         return jvp
 
     return maker
+
+
+def jvp(fun, primals, tangents):
+    """JAX's `jvp`: `(fun(*primals), J tangents)`, forward mode with respect to every positional
+    argument at once; `primals` and `tangents` are tuples (or lists) of the same structure.  The
+    kernel is compiled once per signature and kept with `fun`.
+
+    >>> import jitgrad.numpy as np
+    >>> jvp(lambda x, y: x * y, (2.0, 3.0), (1.0, 0.0))
+    (6.0, 3.0)
+    """
+    if not callable(fun):
+        raise ArgumentError(f"jvp: the function to differentiate is a {type(fun).__name__}, not "
+                            f"a function")
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise ArgumentError("jvp(fun, primals, tangents): primals and tangents must be tuples "
+                            "(or lists) of fun's arguments and their tangents")
+    if len(primals) != len(tangents):
+        raise ArgumentError(f"jvp of {getattr(fun, '__name__', 'fun')}: {len(primals)} primals "
+                            f"but {len(tangents)} tangents")
+
+    def on_all_arguments(arguments):
+        return fun(*arguments)
+
+    functools.update_wrapper(on_all_arguments, fun)
+    maker = _jvp_maker(on_all_arguments, 0, fun, ("jvp", len(primals)))
+    return maker(tuple(primals))(tuple(tangents))
 
 
 def make_jvp_reversemode(fun, argnum=0):
@@ -220,6 +252,10 @@ def checkpoint(fun):
     that step's inputs and recomputes the rest.  Outside a trace, it is `fun`."""
     from .control import converted_call, emit_scan, trace_region, type_of
     from .trace import Tracer, flatten, unflatten
+
+    if not callable(fun):
+        raise ArgumentError(f"checkpoint takes the function to recompute, not a "
+                            f"{type(fun).__name__} (use it as @checkpoint or checkpoint(f))")
 
     @functools.wraps(fun)
     def checkpointed(*args, **kwargs):

@@ -66,7 +66,7 @@ class Op:
         self.numpy = numpy
         self.vjp = vjp
         # Optional forward-mode rules, one per operand: rule(t, ans, *operands, **params) gives
-        # the result's tangent (NotImplemented: derive it from the VJP, see jvp.py).
+        # the result's tangent (NotImplemented: derive it from the VJP, see forward.py).
         self.jvp = tuple(jvp)
         self.static = tuple(static)
         self.doc = doc

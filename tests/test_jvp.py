@@ -1,4 +1,4 @@
-"""Forward mode (jitgrad/jvp.py): make_jvp, deriv and the Jacobian by columns, against autograd
+"""Forward mode (jitgrad/forward.py): make_jvp, deriv and the Jacobian by columns, against autograd
 and against reverse mode (every check_grads call in the suite also compares make_jvp's tangent
 with the gradient, interpreted; see tests/gradcheck.py).  Here: loops, branches, call ops,
 complex numbers, forward over reverse, the compiled kernel, and bad tangents."""
@@ -134,3 +134,51 @@ def test_bad_tangents_are_named():
         jvp(V[:3])
     with pytest.raises(ArgumentError, match="structure"):
         jitgrad.make_jvp(lambda p: np.sum(p[0] * p[1]))((X, X))(V)
+
+
+def test_jvp_with_respect_to_every_argument_is_one_kernel_kept_with_the_function(monkeypatch):
+    from jitgrad import compile as jg_compile
+
+    def f(x, w):
+        return np.tanh(x * w) + np.sum(w) * x
+
+    primals, tangents = (X, 2.0 * X), (V, -V)
+    value, t = jitgrad.jvp(f, primals, tangents)
+    close(value, f(*primals))
+    tx = jitgrad.make_jvp(f, 0)(*primals)(V)[1]
+    tw = jitgrad.make_jvp(f, 1)(*primals)(-V)[1]
+    close(t, tx + tw)
+    loads = []
+    real_load = jg_compile.load
+    monkeypatch.setattr(jg_compile, "load", lambda source: loads.append(1) or real_load(source))
+    for _ in range(3):
+        close(jitgrad.jvp(f, list(primals), list(tangents))[1], t)
+    assert not loads  # no compile again: the kernel lives with f
+    with pytest.raises(ArgumentError, match="2 primals but 1 tangents"):
+        jitgrad.jvp(f, primals, (V,))
+    with pytest.raises(ArgumentError, match="must be tuples"):
+        jitgrad.jvp(f, X, V)
+
+
+def test_forward_mode_names_a_primitive_whose_vjp_it_cannot_transpose():
+    from jitgrad import TracingError
+    from jitgrad.extend import defvjp, primitive
+
+    opaque = primitive(lambda g: g * 1.0)  # no VJP of its own
+
+    @primitive
+    def wave(x):
+        return numpy.sin(x)
+
+    defvjp(wave, lambda ans, x: lambda g: opaque(g) * np.cos(x))
+    close(jitgrad.grad(lambda x: np.sum(wave(x)))(X), numpy.cos(X))  # reverse mode is fine
+    with pytest.raises(TracingError, match=r"forward mode through wave: it has no forward rule "
+                                           r"for operand 0 .*defjvp.* primitive <lambda> has no "
+                                           r"VJP for argument 0"):
+        jitgrad.make_jvp(lambda x: np.sum(wave(x)))(X)(V)
+
+
+def test_checkpoint_of_something_not_callable_is_named():
+    with pytest.raises(ArgumentError, match="checkpoint takes the function to recompute, not a "
+                                            "float"):
+        jitgrad.checkpoint(3.0)

@@ -227,8 +227,15 @@ def _call_jvp(stmt, args, targs, outs) -> list:
                 c = np.real(c)
             return [c]
 
-        for k, tk in enumerate(_transposed(cotangent, out_types, (tuple(operand.shape),
-                                                                   operand.dtype), t)):
+        try:
+            transposed = _transposed(cotangent, out_types, (tuple(operand.shape),
+                                                            operand.dtype), t)
+        except TracingError as e:
+            raise TracingError(
+                f"forward mode through {op.name}: it has no forward rule for operand {i} (a "
+                f"custom primitive gets one from defjvp), and its VJP, which forward mode "
+                f"transposes instead, cannot be differentiated: {e}") from None
+        for k, tk in enumerate(transposed):
             if stmt.outs[k].dtype.kind in "fc":
                 totals[k] = tk if totals[k] is None else totals[k] + tk
     return totals

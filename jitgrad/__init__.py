@@ -22,8 +22,8 @@ from .errors import (ArgumentError, JitgradError, JitgradInternalError, JitgradW
 __version__ = "0.1.0"
 __all__ = ["grad", "value_and_grad", "jit_grad", "elementwise_grad", "jacobian", "hessian",
            "hessian_vector_product", "holomorphic_grad", "make_vjp", "explain", "Explanation",
-           "while_loop", "fori_loop", "cond", "clear_cache", "execution", "tier_stats", "make_jvp", "jvp",
-           "make_jvp_reversemode", "deriv", "make_hvp", "hessian_tensor_product",
+           "while_loop", "fori_loop", "cond", "clear_cache", "execution", "tier_stats", "make_jvp",
+           "jvp", "make_jvp_reversemode", "deriv", "make_hvp", "hessian_tensor_product",
            "tensor_jacobian_product", "vector_jacobian_product", "make_ggnvp", "grad_and_aux",
            "grad_named", "checkpoint", "JitgradError",
            "TracingError", "ShapeError", "ArgumentError", "JitgradInternalError", "JitgradWarning"]

@@ -8,7 +8,7 @@ import pytest
 
 import jitgrad
 import jitgrad.numpy as np
-from jitgrad import ArgumentError, TracingError
+from jitgrad import TracingError
 
 autograd = pytest.importorskip("autograd")
 anp = pytest.importorskip("autograd.numpy")

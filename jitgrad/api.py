@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import ad, codegen, compile, forward, fuse, watch
+from . import _jit, ad, codegen, compile, forward, fuse, watch
 from .errors import ArgumentError, JitgradInternalError, JitgradWarning, TracingError
 from .interpret import Staged, evaluate
 from .ir import Graph, verify
@@ -769,8 +769,12 @@ class _GradFunction:
                 return entry
             interpret = _EXECUTION.mode == "interpret"
             build = self._build(args, kwargs, key, generate=not interpret)
-            tiered = (_EXECUTION.mode == "auto" and not interpret
-                      and not compile.is_cached(build.source))
+            threshold = TIER_SECONDS
+            if _EXECUTION.mode == "auto" and not interpret and compile.is_cached(build.source):
+                # Loading it is cheap once Numba has started in this process; before, starting
+                # Numba is the price (about 0.5 s), paid once interpreting has cost as much.
+                threshold = None if _jit.is_ready() else min(TIER_START_SECONDS, TIER_SECONDS)
+            tiered = _EXECUTION.mode == "auto" and not interpret and threshold is not None
             if not interpret and build.source.count("\n") > MAX_KERNEL_LINES:
                 # Numba's compile time grows faster than the source: a kernel this long would
                 # take minutes.  The interpreter runs the same IR at once (NumPy per statement).
@@ -788,7 +792,7 @@ class _GradFunction:
             if interpret:
                 kernel = _interpreted(build.grad_graph)
             elif tiered:
-                kernel = _Tiered(build.grad_graph, upgrade)
+                kernel = _Tiered(build.grad_graph, upgrade, threshold)
             else:
                 kernel = compile.load(build.source)
             entry = _Entry(kernel, build.consts, watch.guard(build.watches), build.draws)
@@ -933,8 +937,9 @@ _EXECUTION = _Execution()
 @contextlib.contextmanager
 def execution(mode: str):
     """Within the block, run new signatures by `mode`: "auto" (the default: the interpreted
-    tier first, compiled once interpreting has taken TIER_SECONDS, at once if the kernel is in
-    the disk cache), "compile" (compile at the first call: for benchmarks and tests of the
+    tier first, compiled once interpreting has taken TIER_SECONDS; a kernel in the disk cache
+    is loaded at once, or after TIER_START_SECONDS of interpreting if Numba has not started in
+    this process yet), "compile" (compile at the first call: for benchmarks and tests of the
     kernels) or "interpret" (the reference interpreter only: NumPy, statement by statement).
     Kernels made before stay in use for the signatures they serve."""
     if mode not in _MODES:
@@ -952,23 +957,28 @@ def execution(mode: str):
 # as much (the ski-rental rule) keeps the total within about twice the better of the two
 # choices made in hindsight: a short run never waits for Numba, a long one compiles early.
 TIER_SECONDS = float(os.environ.get("JITGRAD_TIER_SECONDS", "1.0"))
+# The same rule for a kernel already in the disk cache, in a process where Numba has not started
+# yet (`import jitgrad` does not import it, see _jit.py): its price is Numba's start-up.  Once
+# Numba has started, a cached kernel is loaded at once.
+TIER_START_SECONDS = float(os.environ.get("JITGRAD_TIER_START_SECONDS", "0.5"))
 TIERS = {"interpreted calls": 0, "compiled after interpreting": 0}
 
 
 class _Tiered:
     """A signature's kernel in the interpreted tier (execution mode "auto")."""
 
-    __slots__ = ("run", "spent", "upgrade")
+    __slots__ = ("run", "spent", "upgrade", "threshold")
 
-    def __init__(self, graph: Graph, upgrade):
+    def __init__(self, graph: Graph, upgrade, threshold: float):
         self.run, self.spent, self.upgrade = _interpreted(graph), 0.0, upgrade
+        self.threshold = threshold
 
     def __call__(self, *args):
         start = time.perf_counter()
         out = self.run(*args)
         self.spent += time.perf_counter() - start
         TIERS["interpreted calls"] += 1
-        if self.spent >= TIER_SECONDS:
+        if self.spent >= self.threshold:
             self.spent = -math.inf  # once
             self.upgrade()
         return out

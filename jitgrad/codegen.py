@@ -14,8 +14,6 @@ import re
 import sys
 
 import numpy as np
-from numba import types as nbtypes
-from numba.core.extending import intrinsic
 
 from .errors import JitgradInternalError
 from .fuse import Call, Loop, Schedule, Sink, is_unit_reshape
@@ -234,23 +232,6 @@ def _static_code(value) -> str:
 # IEEE semantics: no fast-math flag that may fold inf or nan away ("reassoc" alone lets LLVM turn
 # log(exp(x)) into x and (x * 2) / 2 into x); "contract" (fused multiply-add) only rounds less.
 DECORATOR = '@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})'
-
-
-@intrinsic
-def sum_add(typingctx, acc, v):
-    """`acc + v` for a float sum's accumulator: the one addition of a kernel with the `reassoc`
-    flag, because LLVM vectorises a floating-point reduction only if it may reorder its additions.
-    Reordering a sum changes its rounding, never whether an inf or nan among the terms reaches the
-    result.  (An intrinsic, not a function with fastmath: it costs no compile of its own.)"""
-    if not (isinstance(acc, nbtypes.Float) and isinstance(v, nbtypes.Float)):
-        return None
-    out = acc if acc.bitwidth >= v.bitwidth else v
-
-    def codegen(context, builder, sig, args):
-        a, b = (context.cast(builder, x, t, out) for x, t in zip(args, sig.args))
-        return builder.fadd(a, b, flags=("reassoc", "contract"))
-
-    return out(acc, v), codegen
 
 
 class KernelWriter:
@@ -743,6 +724,6 @@ def generate(schedule: Schedule, name: str = "kernel", note: str = "") -> str:
     modules = sorted({fn.__module__ for op in ops for fn in op._functions()})
     lines += [f"import {m} as {module_alias(m)}" for m in modules]
     if any("sum_add(" in f for f in helpers + [main]):
-        lines.append("from jitgrad.codegen import sum_add")
+        lines.append("from jitgrad.runtime import sum_add")
     lines += ["", ""]
     return "\n".join(lines) + "\n\n".join(helpers + [main])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import hashlib
 import linecache
 import os
@@ -30,9 +31,7 @@ import time
 import types
 import warnings
 
-import numba
-from numba.core.dispatcher import Dispatcher
-
+from . import _jit
 from .errors import JitgradInternalError, JitgradWarning
 
 VERSION = "0.1.0"  # part of every kernel's hash: a new jitgrad never loads an old kernel
@@ -99,15 +98,37 @@ def _give_up(directory: str, error: Exception) -> None:
             _DIRS[key] = _fallback(f"{directory} failed ({error})")
 
 
+@functools.cache
+def _numba_version() -> str:
+    """Numba's version and where it is installed, read without importing it (`import jitgrad`
+    does not, see _jit.py): from its versioneer file, else from the package metadata."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("numba")
+    origin = getattr(spec, "origin", None) or ""
+    try:
+        with open(os.path.join(os.path.dirname(origin), "_version.py")) as f:
+            found = re.search(r'"version": "([^"]+)"', f.read())
+        if found:
+            return f"{found.group(1)}@{os.path.dirname(origin)}"
+    except OSError:
+        pass
+    from importlib.metadata import version
+
+    return f"{version('numba')}@{os.path.dirname(origin)}"
+
+
 def kernel_path(source: str) -> str:
     digest = hashlib.sha256(
-        f"{VERSION}|{numba.__version__}|{sys.version_info[:2]}\n{source}".encode()
+        f"{VERSION}|{_numba_version()}|{sys.version_info[:2]}\n{source}".encode()
     ).hexdigest()[:24]
     return os.path.join(cache_dir() or _MEMORY, f"k_{digest}.py")
 
 
 def load(source: str):
     """The Numba dispatcher of a generated kernel (compiled lazily, on its first call)."""
+    _jit.ready()  # Numba, and jitgrad's own Numba functions, which kernels call
     path = kernel_path(source)
     kernel = _LOADED.get(path)
     if kernel is not None:
@@ -211,6 +232,8 @@ def _module(path: str, source: str, cached: bool) -> types.ModuleType:
     # before the import, and no bytecode cache (.pyc) is read.  The file name is the cached file,
     # which Numba's cache and tracebacks read.
     exec(compile(source, path, "exec"), module.__dict__)  # noqa: S102 (generated)
+    from numba.core.dispatcher import Dispatcher
+
     for value in vars(module).values():
         if isinstance(value, Dispatcher):
             fail_soft(value)
@@ -333,6 +356,8 @@ def first_call(kernel, args):
     """Call a kernel for the first time: Numba compiles it (or loads it from its disk cache, see
     `fail_soft`).  A failure here is a jitgrad bug, reported with the generated file, not as a
     typing error."""
+    import numba
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", numba.NumbaPerformanceWarning)

@@ -42,10 +42,10 @@ import threading
 import types
 import warnings
 
-import numba
 import numpy as np
 
-from . import watch
+from . import _jit, watch
+from ._jit import NUMBA as numba
 from .errors import JitgradWarning, TracingError
 from .ops import CallOp
 from .trace import Tracer, user_frame
@@ -76,14 +76,14 @@ def _merge(static, positions, operands) -> list:
     return args
 
 
-@numba.njit(cache=True)
+@_jit.njit(cache=True)
 def _real_kernel(*args):
     with numba.objmode(out="float64[::1]"):
         out = _call_back(args, np.float64)
     return out
 
 
-@numba.njit(cache=True)
+@_jit.njit(cache=True)
 def _complex_kernel(*args):
     with numba.objmode(out="complex128[::1]"):
         out = _call_back(args, np.complex128)

@@ -16,7 +16,7 @@ import pytest
 import jitgrad
 import jitgrad.numpy as np
 from jitgrad import ad, control, fori_loop, grad, value_and_grad, while_loop
-from jitgrad.codegen import sum_add
+from jitgrad.runtime import sum_add
 from jitgrad.interpret import evaluate
 from jitgrad.trace import Trace
 

@@ -99,3 +99,56 @@ def test_modes_are_named():
     with pytest.raises(jitgrad.ArgumentError, match="'auto', 'compile', 'interpret'"):
         with jitgrad.execution("fast"):
             pass
+
+
+NEW_PROCESS = """
+import sys, numpy, jitgrad, jitgrad.numpy as np
+assert "numba" not in sys.modules, "import jitgrad imported Numba"
+f = lambda x: np.sum(np.tanh(x) * x ** 2)
+g = jitgrad.grad(f)(numpy.linspace(-1.0, 1.0, 9))
+print("numba" in sys.modules, jitgrad.tier_stats()["interpreted calls"])
+for _ in range(3):
+    g2 = jitgrad.grad(f)(numpy.linspace(-1.0, 1.0, 9))
+assert numpy.allclose(g, g2, rtol=1e-13)
+print("numba" in sys.modules, jitgrad.tier_stats()["compiled after interpreting"])
+if sys.argv[1] == "late import":  # a family module imported after Numba has started
+    import jitgrad.scipy.signal as signal
+    with jitgrad.execution("compile"):
+        h = jitgrad.grad(lambda a: np.sum(signal.convolve(a, numpy.ones(3)) ** 2))(numpy.ones(4))
+    print(h.tolist())
+"""
+
+
+def _new_process(tmp_path, *argv, **env):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "new_process.py"
+    path.write_text(NEW_PROCESS)
+    environment = dict(os.environ, JITGRAD_CACHE_DIR=str(tmp_path / "cache"), **env)
+    environment.pop("JITGRAD_EXECUTION")  # auto, the users' default
+    done = subprocess.run([sys.executable, str(path), *argv], capture_output=True, text=True,
+                          env=environment)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("\n")[:-1]
+
+
+def test_numba_starts_only_when_a_kernel_is_needed(tmp_path):
+    # A short script is interpreted from start to end: Numba is never imported.
+    assert _new_process(tmp_path, "-", JITGRAD_TIER_SECONDS="3600") == ["False 1", "False 0"]
+    # Compiling after the first call: Numba starts then, and a family module imported later
+    # gets its Numba functions made at once (convolve's kernel is called from the new kernel).
+    out = _new_process(tmp_path, "late import", JITGRAD_TIER_SECONDS="0")
+    assert out[:2] == ["True 1", "True 1"]  # (loaded at the end of the first call)
+    conv = numpy.array([[1.0 if 0 <= i - j < 3 else 0.0 for j in range(4)] for i in range(6)])
+    numpy.testing.assert_allclose(eval(out[2]), 2 * conv.T @ (conv @ numpy.ones(4)))
+
+
+def test_a_new_process_interprets_before_starting_numba_for_a_cached_kernel(tmp_path):
+    _new_process(tmp_path, "-", JITGRAD_TIER_SECONDS="0")  # fills the disk cache
+    # In a new process the kernel is on disk, but Numba's start-up (about 0.5 s) is paid only
+    # after interpreting has cost JITGRAD_TIER_START_SECONDS: here 1 hour, then 0.
+    assert _new_process(tmp_path, "-", JITGRAD_TIER_START_SECONDS="3600") == ["False 1",
+                                                                            "False 0"]
+    assert _new_process(tmp_path, "-", JITGRAD_TIER_START_SECONDS="0") == ["True 1", "True 1"]

@@ -14,9 +14,9 @@ from __future__ import annotations
 import builtins
 import math
 
-import numba
 import numpy as _onp
 
+from .. import _jit
 from ..errors import ShapeError, TracingError
 from ..ir import Span
 from ..ops import apply, call_op, elementwise_op, export
@@ -441,7 +441,7 @@ def dsplit(ary, indices_or_sections):
 # ------------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _gather_kernel(x, positions):
     flat = x.reshape(-1) if x.flags.c_contiguous else x.copy().reshape(-1)
     where = positions.reshape(-1)
@@ -451,7 +451,7 @@ def _gather_kernel(x, positions):
     return out.reshape(positions.shape)
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _scatter_add_kernel(g, positions, base):
     out = base.copy()
     flat = out.reshape(-1)
@@ -492,7 +492,7 @@ def _kind(i) -> str:
     return f"an integer array of shape {tuple(a.shape)}"
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _index_in_range_scalar(i, n):
     if i < -n or i >= n:
         raise IndexError("an index computed from traced values is out of bounds for its axis")
@@ -602,7 +602,7 @@ def _traced_offsets(shape, concrete, k, axis, index: Tracer):
     return apply(gather, values, _onp.ascontiguousarray(which))
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _add_rows_kernel(a, b):
     return a + b
 
@@ -619,7 +619,7 @@ add_rows = call_op("add_rows", numpy=_onp.add, kernel=_add_rows_kernel,
 # ------------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _sort_rows_kernel(x):
     perm = _onp.empty(x.shape, _onp.int64)
     out = _onp.empty_like(x)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import string
 
-import numba
 import numpy as _onp
 
+from .. import _jit
 from ..errors import ShapeError, TracingError
 from ..ir import Span
 from ..ops import apply, call_op, export
@@ -57,7 +57,7 @@ def _cast(x, dtype):
 # ------------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _batched_matmul_kernel(a, b, ta, tb):
     a = _onp.ascontiguousarray(a)
     b = _onp.ascontiguousarray(b)

@@ -9,9 +9,9 @@ g * ans / x gives nan, and so is its second derivative; `cumprod`'s gradient is 
 
 from __future__ import annotations
 
-import numba
 import numpy as _onp
 
+from .. import _jit
 from ..errors import ShapeError, TracingError
 from ..ops import apply, call_op, export, not_differentiable
 from ..trace import Tracer, full, user_frame
@@ -60,7 +60,7 @@ def _accumulator_dtype(x):
 # ------------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _prod_rows_kernel(x):
     out = _onp.ones(x.shape[0], x.dtype)
     for i in range(x.shape[0]):
@@ -69,7 +69,7 @@ def _prod_rows_kernel(x):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _prod_others_kernel(x):
     # out[i, j] = prod_{k != j} x[i, k], without division.
     rows, n = x.shape
@@ -86,7 +86,7 @@ def _prod_others_kernel(x):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _prod_others_vjp_kernel(x, u):
     # out[i, j] = sum_{l != j} u[i, l] prod_{k not in (l, j)} x[i, k], without division:
     # the terms l < j are A_j * suffix_{j+1}, those l > j prefix_{j-1} * B_j, with the
@@ -291,7 +291,7 @@ def ptp(a, axis=None, out=None, keepdims=False):
 # ------------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _cumsum_rows_kernel(x):
     rows, n = x.shape
     out = _onp.empty((rows, n), x.dtype)
@@ -305,7 +305,7 @@ def _cumsum_rows_kernel(x):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _cumprod_rows_kernel(x):
     rows, n = x.shape
     out = _onp.empty((rows, n), x.dtype)
@@ -319,7 +319,7 @@ def _cumprod_rows_kernel(x):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _cumprod_vjp_kernel(x, g):
     # d/dx_i of sum_j g_j y_j is y_{i-1} S_i, S_i = g_i + x_{i+1} S_{i+1}: no division.
     rows, n = x.shape
@@ -348,7 +348,7 @@ def _cumprod_vjp_numpy(x, g):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _cumprod_jvp_kernel(x, t):
     # d y_k = sum_{j<=k} t_j prod_{i<=k, i!=j} x_i: S_k = S_{k-1} x_k + P_{k-1} t_k with
     # P_k = x_0 ... x_k, so no division (zeros are fine).
@@ -438,7 +438,7 @@ def cumprod(a, axis=None, dtype=None, out=None):
 # ------------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _argmax_rows_kernel(x):
     out = _onp.zeros(x.shape[0], _onp.int64)
     for i in range(x.shape[0]):
@@ -452,7 +452,7 @@ def _argmax_rows_kernel(x):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _argmin_rows_kernel(x):
     out = _onp.zeros(x.shape[0], _onp.int64)
     for i in range(x.shape[0]):

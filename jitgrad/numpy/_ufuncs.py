@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as _onp
 
+from .. import _jit
 from ..errors import TracingError
 from ..ops import apply, elementwise_op, export, not_differentiable
 from ..trace import Tracer, user_frame
@@ -110,13 +110,13 @@ _D2 = _onp.array([(-1) ** k * 2 * k * (2 * k - 1) / math.factorial(2 * k + 1)
                   for k in range(1, 14)])
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _sinc_scalar(x):
     y = math.pi * (1.0e-20 if x == 0 else x)  # as NumPy: exactly 1 at 0
     return math.sin(y) / y
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _dsinc_scalar(x):
     y = math.pi * x
     if abs(y) < 0.5:
@@ -127,7 +127,7 @@ def _dsinc_scalar(x):
     return math.pi * (y * math.cos(y) - math.sin(y)) / (y * y)
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _d2sinc_scalar(x):
     y = math.pi * x
     if abs(y) < 0.5:
@@ -169,7 +169,7 @@ sinc = _unary("sinc", _sinc, real=True)
 _SECH2_SWITCH = 1.0 - 2.0 ** -11  # |x| < 4.16: relative error below 2**11 ulp (5e-13)
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _sech2_scalar(x, tanh_x):
     if abs(tanh_x) < _SECH2_SWITCH:
         return 1.0 - tanh_x * tanh_x  # cancels at most 11 bits here, and needs no exp
@@ -294,7 +294,7 @@ def floor_divide(x1, x2):
     return apply(_floor_divide, *_narrow(x1, x2))
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _int_fmod_scalar(a, b):
     # C's % on integers (the sign of the dividend), 0 for a zero divisor as NumPy gives.
     if b == 0:
@@ -332,7 +332,7 @@ _copysign = elementwise_op("copysign", numpy=_onp.copysign, code="np.copysign({0
 copysign = _binary("copysign", _copysign)
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _heaviside_scalar(x, h0):
     if x < 0:
         return 0.0
@@ -412,7 +412,7 @@ def rint(x):
     return apply(_rint, x)
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _round_scalar(x, decimals):
     # NumPy's algorithm: scale, round half to even, unscale.
     if decimals >= 0:
@@ -461,7 +461,7 @@ isfinite = _unary("isfinite", _isfinite)
 signbit = _unary("signbit", _signbit, real=True)
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _nan_to_num_scalar(x, nan, posinf, neginf):
     if x != x:
         return nan
@@ -507,7 +507,7 @@ def _clip_vjp_hi(g, ans, x, lo, hi):
     return jnp.where(ans == hi, g, 0.0)
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _clip_scalar(x, lo, hi):
     # NumPy's: a NaN x stays, a tie gives the bound (signed zeros included).
     m = x if (x != x or x > lo) else lo

@@ -13,10 +13,11 @@ fft of the zero-padded cotangent, irfft's a weighted conjugate rfft.  Unlike aut
 lengths are supported.
 """
 
-import numba
 import numpy as _onp
 import numpy.fft as _np_fft
 
+from .. import _jit
+from .._jit import NUMBA as numba
 from ..errors import ShapeError, TracingError
 from ..ir import Span
 from ..ops import REGISTRY as _REGISTRY
@@ -47,21 +48,21 @@ def _irfft_py(x, n, norm):
     return _onp.ascontiguousarray(_np_fft.irfft(x, n=n, axis=-1, norm=norm), dtype=_onp.float64)
 
 
-@numba.njit(cache=True)
+@_jit.njit(cache=True)
 def _fft_rows_kernel(x, inverse, norm):
     with numba.objmode(out="complex128[:, ::1]"):
         out = _fft_py(x, inverse, norm)
     return out
 
 
-@numba.njit(cache=True)
+@_jit.njit(cache=True)
 def _rfft_rows_kernel(x, norm):
     with numba.objmode(out="complex128[:, ::1]"):
         out = _rfft_py(x, norm)
     return out
 
 
-@numba.njit(cache=True)
+@_jit.njit(cache=True)
 def _irfft_rows_kernel(x, n, norm):
     with numba.objmode(out="float64[:, ::1]"):
         out = _irfft_py(x, n, norm)

@@ -9,10 +9,11 @@ written with jitgrad.numpy, so they compile and can be differentiated again.  `n
 from NumPy (interpreted) or from LAPACK in the kernel (compiled).
 """
 
-import numba
 import numpy as _onp
 import numpy.linalg as _np_linalg
 
+from .. import _jit
+from .._jit import NUMBA as numba
 from ..errors import ShapeError, TracingError
 from ..ops import REGISTRY as _REGISTRY
 from ..ops import apply, call_op, export
@@ -89,7 +90,7 @@ def _row(x):
 # ------------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _inv_kernel(a):
     out = _onp.empty_like(a)
     for i in range(a.shape[0]):
@@ -106,7 +107,7 @@ inv_op = call_op(
     vjp=(lambda g, ans, a: -_bmm(_bmm(ans, g, ta=True), ans, tb=True),))
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _det_kernel(a):
     out = _onp.empty(a.shape[0], a.dtype)
     for i in range(a.shape[0]):
@@ -124,7 +125,7 @@ det_op = call_op(
     vjp=(lambda g, ans, a: _col(_col(g * ans)) * _inv_t(a),))
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _slogdet_kernel(a):
     sign = _onp.empty(a.shape[0], a.dtype)
     logdet = _onp.empty(a.shape[0], a.real.dtype)
@@ -156,7 +157,7 @@ slogdet_op = call_op(
     vjp=(_slogdet_vjp,))
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _solve_kernel(a, b, trans):
     out = _onp.empty_like(b)
     for i in range(a.shape[0]):
@@ -187,7 +188,7 @@ solve_op = call_op(
     vjp=(_solve_vjp_a, lambda g, ans, a, b, trans: _solve(a, g, not trans)))
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _solve_triangular_kernel(a, b, lower, trans, unit):
     # Forward or back substitution, column by column of b, on op(a) = a or a.T.
     n, k = b.shape[1], b.shape[2]
@@ -248,7 +249,7 @@ solve_triangular_op = call_op(
          lambda g, ans, a, b, lower, trans, unit: solve_triangular(a, g, lower, not trans, unit)))
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _cholesky_kernel(a):
     out = _onp.empty_like(a)
     for i in range(a.shape[0]):
@@ -274,7 +275,7 @@ cholesky_op = call_op(
     kernel=_cholesky_kernel, shape=lambda a: [(a.shape, a.dtype)], vjp=(_cholesky_vjp,))
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _eigh_kernel(a):
     B, n = a.shape[0], a.shape[1]
     w = _onp.empty((B, n), a.real.dtype)
@@ -324,7 +325,7 @@ def _eig_numpy(a):
             _onp.ascontiguousarray(v, dtype=_onp.complex128))
 
 
-@numba.njit(cache=True)
+@_jit.njit(cache=True)
 def _eig_kernel(a):
     # A call back into NumPy: Numba's eig refuses real matrices with complex eigenvalues, and
     # NumPy's (real LAPACK for real input) fixes the order and phases the interpreter gives.
@@ -358,7 +359,7 @@ eig_op = call_op(
     vjp=(_eig_vjp,))
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _svd_kernel(a):
     B, m, n = a.shape
     k = min(m, n)
@@ -422,7 +423,7 @@ def _svd_vjp(g, ans, a):
 svd_op = call_op("svd", numpy=_svd_numpy, kernel=_svd_kernel, shape=_svd_shape, vjp=(_svd_vjp,))
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _pinv_kernel(a, rcond):
     B, m, n = a.shape
     out = _onp.empty((B, n, m), a.dtype)

@@ -21,12 +21,13 @@ import functools
 import threading
 import types
 
-import numba
 import numpy as onp
 import scipy.integrate as _integrate
 
 import jitgrad.numpy as np
 
+from .. import _jit
+from .._jit import NUMBA as numba
 from ..api import grad
 from ..control import converted_call
 from ..errors import TracingError
@@ -234,21 +235,21 @@ def _tangent_by_index(w, yt, packed, index):
     return _PROBLEMS[int(index[0])].tangent(w, yt, packed)
 
 
-@numba.njit(cache=True)
+@_jit.njit(cache=True)
 def _solve_kernel(packed, index):
     with numba.objmode(out="float64[:, ::1]"):
         out = _solve_by_index(packed, index)
     return out
 
 
-@numba.njit(cache=True)
+@_jit.njit(cache=True)
 def _adjoint_kernel(g, yt, packed, index):
     with numba.objmode(out="float64[::1]"):
         out = _adjoint_by_index(g, yt, packed, index)
     return out
 
 
-@numba.njit(cache=True)
+@_jit.njit(cache=True)
 def _tangent_kernel(w, yt, packed, index):
     with numba.objmode(out="float64[:, ::1]"):
         out = _tangent_by_index(w, yt, packed, index)

@@ -7,10 +7,11 @@ loop, reading only the triangle); `cholesky`, `inv`, `det`, `solve` are NumPy's;
 SciPy from its kernel (objmode), with autograd's VJP through a Sylvester equation.
 """
 
-import numba
 import numpy as _onp
 import scipy.linalg as _sp_linalg
 
+from .. import _jit
+from .._jit import NUMBA as numba
 from ..errors import ShapeError, TracingError
 from ..ir import Span
 from ..numpy import _arrays
@@ -179,14 +180,14 @@ def _sylvester_py(a, b, q):
     return _onp.ascontiguousarray(_sp_linalg.solve_sylvester(a, b, q), dtype=_onp.float64)
 
 
-@numba.njit(cache=True)
+@_jit.njit(cache=True)
 def _sqrtm_kernel(a):
     with numba.objmode(out="float64[:, ::1]"):
         out = _sqrtm_py(a)
     return out
 
 
-@numba.njit(cache=True)
+@_jit.njit(cache=True)
 def _sylvester_kernel(a, b, q):
     with numba.objmode(out="float64[:, ::1]"):
         out = _sylvester_py(a, b, q)

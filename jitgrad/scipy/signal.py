@@ -3,12 +3,12 @@ its derivatives.  Every other name is SciPy's own (plain arrays only)."""
 
 from __future__ import annotations
 
-import numba
 import numpy as onp
 import scipy.signal as _signal
 
 import jitgrad.numpy as np
 
+from .. import _jit
 from ..errors import ShapeError, TracingError
 from ..ops import REGISTRY, apply, call_op, export
 from ..trace import Tracer, user_frame
@@ -21,7 +21,7 @@ SUPPORTED: dict = REGISTRY.setdefault("scipy.signal", {})
 # windows of it, and so are both of its derivatives (convolutions of g with flipped operands).
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit.njit(cache=True, nogil=True)
 def _conv_kernel(a, b, lo, size):
     P, D, n1, n2, n3 = a.shape
     Q, _, m1, m2, m3 = b.shape

@@ -152,3 +152,26 @@ def test_a_new_process_interprets_before_starting_numba_for_a_cached_kernel(tmp_
     assert _new_process(tmp_path, "-", JITGRAD_TIER_START_SECONDS="3600") == ["False 1",
                                                                             "False 0"]
     assert _new_process(tmp_path, "-", JITGRAD_TIER_START_SECONDS="0") == ["True 1", "True 1"]
+
+
+def test_a_long_kernel_is_compiled_only_after_as_much_interpreting(monkeypatch, loads):
+    def f(x):
+        return np.sum(np.cos(x) * x ** 2)
+
+    estimate = api.compile_seconds
+    monkeypatch.setattr(api, "TIER_SECONDS", 1e-7)  # 0.1 µs per second of estimated compile
+    monkeypatch.setattr(api, "compile_seconds", lambda lines: 1e6)  # a kernel of days
+    with jitgrad.execution("auto"):
+        for _ in range(3):
+            jitgrad.grad(f)(X)
+    assert not loads  # 0.1 s of interpreting buy this compile
+    monkeypatch.setattr(api, "compile_seconds", lambda lines: 0.5)  # under 1 s: counts as 1 s
+    x = X[:5] + 1.0  # a new signature
+    with jitgrad.execution("auto"):
+        for _ in range(3):
+            numpy.testing.assert_allclose(jitgrad.grad(f)(x), 2 * x * numpy.cos(x)
+                                          - x ** 2 * numpy.sin(x), rtol=1e-13)
+    assert len(loads) == 1
+    # The estimate itself: the measured growth (about the square of the length).
+    assert estimate(150) < 1.0 < estimate(600) < 5.0
+    assert 60.0 < estimate(5000) < 200.0

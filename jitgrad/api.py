@@ -769,12 +769,14 @@ class _GradFunction:
                 return entry
             interpret = _EXECUTION.mode == "interpret"
             build = self._build(args, kwargs, key, generate=not interpret)
-            threshold = TIER_SECONDS * max(1.0, compile_seconds(build.source.count("\n")))
-            if _EXECUTION.mode == "auto" and not interpret and compile.is_cached(build.source):
+            threshold = None  # no interpreted tier
+            if _EXECUTION.mode == "auto" and not interpret:
+                threshold = TIER_SECONDS * max(1.0, compile_seconds(build.source.count("\n")))
+            if threshold is not None and compile.is_cached(build.source):
                 # Loading it is cheap once Numba has started in this process; before, starting
                 # Numba is the price (about 0.5 s), paid once interpreting has cost as much.
-                threshold = None if _jit.is_ready() else min(TIER_START_SECONDS, TIER_SECONDS)
-            tiered = _EXECUTION.mode == "auto" and not interpret and threshold is not None
+                threshold = None if _jit.is_ready() else TIER_SECONDS * TIER_START_SECONDS
+            tiered = threshold is not None
             if not interpret and build.source.count("\n") > MAX_KERNEL_LINES:
                 # Numba's compile time grows faster than the source: a kernel this long would
                 # take minutes.  The interpreter runs the same IR at once (NumPy per statement).

@@ -224,7 +224,9 @@ def _value_print(value, depth: int):
     fun = getattr(value, "py_func", value)  # a Numba function: its Python one
     if isinstance(fun, types.FunctionType) and depth < 3:
         return ("function", _source(fun), tuple(_reads(fun, depth + 1)))
-    return ("object", type(value).__name__, id(value))  # held by _NATIVE: the id stays its own
+    # Anything else Numba cannot freeze into native code: a body reading it runs as the
+    # callback, which reads it afresh at every call, so its identity is enough here.
+    return ("object", type(value).__name__, id(value))
 
 
 def _source(fun) -> str:

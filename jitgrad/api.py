@@ -376,6 +376,7 @@ class Explanation:
     source: str  # the generated Numba kernel
     path: str  # where that source lives
     _point: tuple = ()  # (constant values, the inputs' values, differentiated inputs)
+    lifted: dict = None  # the kernel's sizes and constants at this signature, by name
 
     def graph(self, adjoints: bool = True):
         """The traced computation as a graph (jitgrad/graph.py): a graphviz object when the
@@ -387,8 +388,10 @@ class Explanation:
         return picture(self.ir, consts, dynamic, wrt, adjoints, self.ir.name)
 
     def __str__(self) -> str:
+        lifted = ", ".join(f"{k}={v!r}" for k, v in (self.lifted or {}).items())
         return (f"# traced IR\n{self.ir}\n\n# value and gradient IR\n{self.grad_ir}\n\n"
-                f"# generated kernel ({self.path})\n{self.source}")
+                f"# generated kernel ({self.path})\n{self.source}"
+                + (f"\n# lifted, at this signature: {lifted}\n" if lifted else ""))
 
 
 def explain(fun, *args, argnum=0, **kwargs) -> Explanation:
@@ -407,7 +410,7 @@ def explain(fun, *args, argnum=0, **kwargs) -> Explanation:
     compile.load(build.source)  # writes the file (Numba compiles on a first call, not here)
     return Explanation(build.graph, build.grad_graph, build.source,
                        compile.kernel_path(build.source),
-                       (build.graph_consts, dynamic, build.wrt))
+                       (build.graph_consts, dynamic, build.wrt), build.lifted)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -426,6 +429,12 @@ class _Build:
     out_tree: object = None  # the structure of the output (make_vjp: a tree of arrays)
     graph_consts: list = ()  # the traced graph's constant values (explain's picture)
     wrt: tuple = ()  # the traced graph's differentiated inputs
+    lifted: dict = None  # the kernel's sizes and constants by name (codegen.Lifted)
+
+    def kernel_consts(self) -> list:
+        """What the kernel takes after the inputs: the constants, then the lifted numbers (the
+        interpreter ignores those)."""
+        return [*self.consts, tuple((self.lifted or {}).values())]
 
 
 class _Entry:
@@ -528,7 +537,8 @@ class _Entries(collections.OrderedDict):
             _, old = self.popitem(last=False)
             for k in [k for k, e in self.fast.items() if e is old]:
                 del self.fast[k]
-            compile.forget(old.kernel)
+            if all(e.kernel is not old.kernel for e in self.values()):  # shared across sizes
+                compile.forget(old.kernel)
 
 
 class _GradFunction:
@@ -700,7 +710,8 @@ class _GradFunction:
             traced = any(isinstance(leaf, Tracer) for leaf in _leaves_of(g))
             leaves = _cotangents(g, tree, shapes, self.name, traced=traced)
             if traced:  # called inside another trace: the adjoint's IR is inlined there
-                out = evaluate(entry.graph, [*dynamic, *leaves], list(consts))
+                out = evaluate(entry.graph, [*dynamic, *leaves],
+                               list(consts[:len(entry.graph.consts)]))
             else:
                 out = compile.first_call(entry.kernel, (*dynamic, *leaves, *consts))
             return self._package((None, *out[n:]), trees)[1]
@@ -797,7 +808,8 @@ class _GradFunction:
                 kernel = _Tiered(build.grad_graph, upgrade, threshold)
             else:
                 kernel = compile.load(build.source)
-            entry = _Entry(kernel, build.consts, watch.guard(build.watches), build.draws)
+            entry = _Entry(kernel, build.kernel_consts(), watch.guard(build.watches),
+                           build.draws)
             entry.out_shapes = [v.shape for v in build.graph.outputs]
             entry.graph = build.grad_graph if self.kind == "vjp" else None
             entry.out_tree = build.out_tree
@@ -834,9 +846,12 @@ class _GradFunction:
                 "jvp": "value and Jacobian-vector product"}.get(
             self.kind, "value and gradient")
         note = f"{kind} of {self.name} with respect to argnum={self.argnum}"
-        source = codegen.generate(fuse.schedule(grad_graph), note=note) if generate else None
+        source, lifted = None, {}
+        if generate:
+            source, lift = codegen.generate(fuse.schedule(grad_graph), note=note)
+            lifted = lift.names()
         return _Build(graph, grad_graph, grad_consts, source, watches, draws, out_tree, consts,
-                      wrt)
+                      wrt, lifted)
 
     def _trace(self, args, kwargs):
         """Run the function on tracers: (graph, constant values, indices of graph inputs to
@@ -1003,11 +1018,12 @@ def tier_stats() -> dict:
 
 def _interpreted(graph: Graph):
     """A kernel that evaluates `graph` with NumPy: results as a compiled kernel gives them (new
-    arrays, never an argument's memory; 0-d values as scalars)."""
-    n = len(graph.inputs)
+    arrays, never an argument's memory; 0-d values as scalars).  It takes the compiled
+    kernel's arguments: the inputs, the constants, and the lifted numbers, which it ignores."""
+    n, m = len(graph.inputs), len(graph.inputs) + len(graph.consts)
 
     def kernel(*args):
-        out = evaluate(graph, list(args[:n]), list(args[n:]))
+        out = evaluate(graph, list(args[:n]), list(args[n:m]))
         return tuple(np.array(v) if np.ndim(v) else (v.item() if hasattr(v, "item") else v)
                      for v in out)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 import sys
 
@@ -75,17 +76,89 @@ def literal(value) -> str:
     return f"({text})" if text.startswith("-") else text
 
 
-def shape_code(shape) -> str:
-    return "(" + "".join(f"{n}, " for n in shape).rstrip(" ") + ")"
+class Lifted:
+    """The numbers a kernel reads from its `lifted` argument instead of spelling them out, so
+    that one kernel serves every size: sizes (the integers from 2 up that shapes, loop bounds and
+    offsets are made of) and float constants (`np.mean`'s 1/n, a user's constants).
+
+    Names go by value, in order of first use (`N0, N1, ...` and `F0, F1, ...`).  So the text
+    with the names, plus the values, is exactly the text with the numbers spelled out: two traces
+    that give the same text compute the same thing with their own numbers, whatever made them
+    differ, and a kernel keyed by its text can never be used with another trace's numbers.  What
+    the generator decides by a number's value (a size-1 axis broadcast, a slice's step, a loop
+    split at an offset) shows in the text, so traces that differ there get kernels of their own.
+    Numbers that read better spelled out (0, 1, 0.5, 2.0, ...) stay literal.
+
+    `literal=True` spells every number out: kernels specialised to the exact sizes
+    (`$JITGRAD_LITERAL_SIZES=1`; benchmarks/README.md has what it measures)."""
+
+    KEEP_FLOATS = frozenset({0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0})
+
+    def __init__(self, literal: bool = False):
+        self.literal = literal
+        self.ints: dict[int, str] = {}
+        self.floats: dict[float, str] = {}
+
+    def size(self, n) -> str:
+        """An integer of the code: a size, a bound, an offset."""
+        n = int(n)
+        if self.literal or n < 2:
+            return literal(n)
+        return self.ints.setdefault(n, f"N{len(self.ints)}")
+
+    def number(self, value) -> str:
+        """A scalar constant of the traced function (an `ir.Lit`)."""
+        if not self.literal and type(value) is float and math.isfinite(value) \
+                and value not in self.KEEP_FLOATS:
+            return self.floats.setdefault(value, f"F{len(self.floats)}")
+        if type(value) is int:
+            return self.size(value)
+        return literal(value)
+
+    def values(self) -> tuple:
+        """The kernel's `lifted` argument."""
+        return (*self.ints, *self.floats)
+
+    def names(self) -> dict:
+        return {**{v: k for k, v in self.ints.items()}, **{v: k for k, v in self.floats.items()}}
+
+    def unpack(self) -> str:
+        names = [*self.ints.values(), *self.floats.values()]
+        return f"{', '.join(names)}, = lifted" if names else ""
+
+    def comment(self, text: str) -> str:
+        """A comment's numbers that the code reads as names, named: the comment is the same
+        text whatever the sizes, as the code is."""
+        def name(m):
+            token = m.group(0)
+            if re.fullmatch(r"-?\d+", token):
+                return self.ints.get(int(token), token)
+            return self.floats.get(float(token), token)
+
+        return _NUMBER.sub(name, text)
 
 
-def _affine(start: int, step: int, index: str) -> str:
+_NUMBER = re.compile(r"(?<![\w.])-?(?:\d+\.\d*(?:e[-+]?\d+)?|\d+e[-+]?\d+|\d+)(?![\w.])")
+_NOTE = re.compile("\x01([^\x02]*)\x02")
+
+
+def _note(text: str) -> str:
+    """Comment text, marked for `Lifted.comment` (which runs once every number has its name)."""
+    return "\x01" + _comment(text) + "\x02"
+
+
+def shape_code(shape, lift: Lifted) -> str:
+    return "(" + "".join(f"{n if isinstance(n, str) else lift.size(n)}, "
+                         for n in shape).rstrip(" ") + ")"
+
+
+def _affine(start: int, step: int, index: str, lift: Lifted) -> str:
     if index.isdigit():
-        return str(start + step * int(index))
+        return lift.size(start + step * int(index))
     m = re.fullmatch(r"(i\d+)(?: ([+-]) (\d+))?", index)
     if m and m.group(2):  # fold the offset: start + step * (i + c)
         c = int(m.group(3)) * (1 if m.group(2) == "+" else -1)
-        return _affine(start + step * c, step, m.group(1))
+        return _affine(start + step * c, step, m.group(1), lift)
     term = index if " " not in index else f"({index})"
     if step != 1:
         if step > 0:
@@ -95,8 +168,8 @@ def _affine(start: int, step: int, index: str) -> str:
     if start == 0:
         return term
     if term.startswith("-"):
-        return f"{start} + {term}"
-    return f"{term} + {start}" if start > 0 else f"{term} - {-start}"
+        return f"{lift.size(start)} + {term}"
+    return f"{term} + {lift.size(start)}" if start > 0 else f"{term} - {lift.size(-start)}"
 
 
 def _broadcast_index(index: tuple, out_shape, in_shape) -> tuple:
@@ -107,15 +180,15 @@ def _broadcast_index(index: tuple, out_shape, in_shape) -> tuple:
                  for j, n in enumerate(in_shape))
 
 
-def view_index(stmt, index: tuple) -> tuple:
+def view_index(stmt, index: tuple, lift: Lifted) -> tuple:
     """The operand index a view statement's element `index` reads."""
     x = stmt.inputs[0]
     if stmt.prim is Prim.broadcast_to:
         return _broadcast_index(index, stmt.out.shape, x.shape)
     if stmt.prim is Prim.slice:
         it = iter(index)
-        return tuple(_affine(s.start, s.step, next(it)) if isinstance(s, Span) else str(s)
-                     for s in stmt.params["index"])
+        return tuple(_affine(s.start, s.step, next(it), lift) if isinstance(s, Span)
+                     else lift.size(s) for s in stmt.params["index"])
     if stmt.prim is Prim.transpose:
         out = [None] * x.ndim
         for d, p in enumerate(stmt.params["perm"]):
@@ -135,8 +208,8 @@ def _depth(index: tuple) -> int:
 class _LoopBody:
     """Writes one loop nest's per-element code, computing each (value, index) once."""
 
-    def __init__(self, schedule: Schedule, depth: int):
-        self.schedule = schedule
+    def __init__(self, schedule: Schedule, depth: int, lift: Lifted):
+        self.schedule, self.lift = schedule, lift
         self.lines: list[list[str]] = [[] for _ in range(depth + 1)]
         self.memo: dict = {}
         self.names: dict[Var, int] = {}
@@ -150,7 +223,7 @@ class _LoopBody:
     def value(self, atom, index: tuple) -> tuple[str, int]:
         """(expression, loop depth it needs) of `atom` at `index`."""
         if isinstance(atom, Lit):
-            return literal(atom.value), 0
+            return self.lift.number(atom.value), 0
         key = (atom, index)
         if key in self.memo:
             return self.memo[key]
@@ -170,9 +243,11 @@ class _LoopBody:
     def compute(self, stmt, index: tuple) -> tuple[str, int]:
         """(expression, depth) of a fusible statement's result at `index`."""
         if stmt.prim not in ELEMENTWISE:
-            return self.value(stmt.inputs[0], view_index(stmt, index))
-        args = [self.value(a, _broadcast_index(index, stmt.out.shape, a.shape))
-                for a in stmt.inputs]
+            return self.value(stmt.inputs[0], view_index(stmt, index, self.lift))
+        # A literal exponent stays literal: Numba picks its power routine by its literal type.
+        args = [(literal(a.value), 0) if isinstance(a, Lit) and stmt.prim is Prim.pow and n
+                else self.value(a, _broadcast_index(index, stmt.out.shape, a.shape))
+                for n, a in enumerate(stmt.inputs)]
         depth = max((d for _, d in args), default=0)
         return self._assign(stmt.out, self._expr(stmt, [e for e, _ in args]), depth)
 
@@ -229,6 +304,9 @@ def _static_code(value) -> str:
                                f"into generated code: {value!r}")
 
 
+_UNPACK = "    \x03"  # the line that names the lifted numbers, once they are all known
+
+
 # IEEE semantics: no fast-math flag that may fold inf or nan away ("reassoc" alone lets LLVM turn
 # log(exp(x)) into x and (x * 2) / 2 into x); "contract" (fused multiply-add) only rounds less.
 DECORATOR = '@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})'
@@ -238,9 +316,10 @@ class KernelWriter:
     """Writes one Numba function for a schedule; regions (loop bodies, branches) become helper
     functions of their own, appended to `helpers`."""
 
-    def __init__(self, schedule: Schedule, helpers: list[str], counter, is_region=False):
+    def __init__(self, schedule: Schedule, helpers: list[str], counter, lift: Lifted,
+                 is_region=False):
         self.schedule, self.helpers, self.counter = schedule, helpers, counter
-        self.is_region = is_region
+        self.lift, self.is_region = lift, is_region
         self.lines: list[str] = []
 
     def out(self, indent: int, line: str) -> None:
@@ -248,8 +327,8 @@ class KernelWriter:
 
     def function(self, name: str) -> str:
         graph = self.schedule.graph
-        params = ", ".join(v.name for v in graph.inputs + graph.consts)
-        self.lines = [DECORATOR, f"def {name}({params}):"]
+        params = "".join(v.name + ", " for v in graph.inputs + graph.consts) + "lifted"
+        self.lines = [DECORATOR, f"def {name}({params}):", _UNPACK]
         self.overwritten = self._overwritten_buffers()
         for step in self.schedule.steps:
             if isinstance(step, Loop):
@@ -278,7 +357,8 @@ class KernelWriter:
         from .fuse import schedule
 
         name = f"{prefix}_{next(self.counter)}"
-        writer = KernelWriter(schedule(graph), self.helpers, self.counter, is_region=True)
+        writer = KernelWriter(schedule(graph), self.helpers, self.counter, self.lift,
+                              is_region=True)
         self.helpers.append(writer.function(name))
         return name
 
@@ -286,7 +366,7 @@ class KernelWriter:
         graph, out = self.schedule.graph, []
         for a in graph.outputs:
             if isinstance(a, Lit):
-                out.append(literal(a.value))
+                out.append(self.lift.number(a.value))
                 continue
             if self.is_region:
                 out.append(a.name)  # regions never write their values in place: no copies
@@ -307,7 +387,8 @@ class KernelWriter:
             perm = stmt.params["perm"]
             rhs = f"{x.name}.T" if perm == (1, 0) else f"np.transpose({x.name}, {perm})"
         elif stmt.prim is Prim.slice:
-            rhs = f"{x.name}[{', '.join(map(_slice_code, numpy_index(stmt.params['index'])))}]"
+            index = numpy_index(stmt.params["index"])
+            rhs = f"{x.name}[{', '.join(_slice_code(i, self.lift) for i in index)}]"
         elif stmt.prim is Prim.matmul:
             dtype = stmt.out.dtype
             if dtype.kind in "biu":  # BLAS has no integer product: float64, cast back
@@ -318,7 +399,7 @@ class KernelWriter:
                 rhs = f"runtime.matmul({a}, {b})"
         elif stmt.prim is Prim.full:
             p = stmt.params
-            shape, dt = shape_code(p["shape"]), dtype_code(p["dtype"])
+            shape, dt = shape_code(p["shape"], self.lift), dtype_code(p["dtype"])
             if not p["shape"]:
                 rhs = f"{dt}({literal(p['value'])})"  # 0-d: a scalar, like every 0-d value
             elif stmt.out in self.overwritten:
@@ -328,22 +409,23 @@ class KernelWriter:
             else:
                 rhs = f"np.full({shape}, {literal(p['value'])}, {dt})"
         elif stmt.prim is Prim.reshape:
-            rhs = f"np.ascontiguousarray({x.name}).reshape({shape_code(stmt.out.shape)})"
+            rhs = (f"np.ascontiguousarray({x.name})"
+                   f".reshape({shape_code(stmt.out.shape, self.lift)})")
         elif stmt.prim is Prim.call:
             op = stmt.params["op"]
             args = [self._atom(a) for a in stmt.inputs]
             args += [_static_code(stmt.params[k]) for k in op.static]
             outs = ", ".join(v.name for v in stmt.outs)  # the kernel returns a tuple if several
             call = f"{function_ref(op.kernel)}({', '.join(args)})"
-            self.out(1, f"{outs} = {call}  # {_comment(format_stmt(stmt))}")
+            self.out(1, f"{outs} = {call}  # {_note(format_stmt(stmt))}")
             return
         elif stmt.prim in CONTROL:
-            self.out(1, f"# {_comment(format_stmt(stmt))}")
+            self.out(1, f"# {_note(format_stmt(stmt))}")
             return {Prim.while_loop: self.while_loop, Prim.scan: self.scan,
                     Prim.cond: self.cond}[stmt.prim](stmt, [self._atom(a) for a in stmt.inputs])
         else:
             raise JitgradInternalError(f"no code for {format_stmt(stmt)}")
-        self.out(1, f"{stmt.out.name} = {rhs}  # {_comment(format_stmt(stmt))}")
+        self.out(1, f"{stmt.out.name} = {rhs}  # {_note(format_stmt(stmt))}")
 
     # --- control flow -------------------------------------------------------------------------
     def while_loop(self, stmt, ops) -> None:
@@ -366,11 +448,11 @@ class KernelWriter:
             self.out(1, f"{n} = 0")
             self.out(1, f"{cap} = {min(16, limit)}")
             for tape, v in zip(tapes, body.inputs):
-                self.out(1, f"{tape.name} = {_tape_rows(cap, v)}")
+                self.out(1, f"{tape.name} = {_tape_rows(cap, v, self.lift)}")
         else:
             n = f"n_{next(self.counter)}"
             self.out(1, f"{n} = 0")
-        self.out(1, f"while {cond_fn}({', '.join(carried + ops[:nc])})[0]:")
+        self.out(1, f"while {cond_fn}({', '.join(carried + ops[:nc] + ['lifted'])})[0]:")
         if save:
             # The tape of carried values, one row per iteration, grown by doubling up to the
             # iteration limit, which is checked only when the tape is full: no cost per iteration.
@@ -380,7 +462,7 @@ class KernelWriter:
             self.out(3, f"{cap} = min({cap} * 2, {limit})")
             # Element loops, not slice assignment: Numba takes seconds to compile the latter.
             for tape, v in zip(tapes, body.inputs):
-                self.out(3, f"{tape.name}_grown = {_tape_rows(cap, v)}")
+                self.out(3, f"{tape.name}_grown = {_tape_rows(cap, v, self.lift)}")
                 self.copy_loops(3, f"{tape.name}_grown[{{i}}]", f"{tape.name}[{{i}}]",
                                 (n,) + v.shape)
                 self.out(3, f"{tape.name} = {tape.name}_grown")
@@ -394,7 +476,7 @@ class KernelWriter:
             self.out(3, error)
         self.out(2, f"{n} += 1")
         self.out(2, f"{''.join(c + ', ' for c in carried)}= {body_fn}("
-                    f"{', '.join(carried + ops[nc:nc + nb])})")
+                    f"{', '.join(carried + ops[nc:nc + nb] + ['lifted'])})")
         if save:
             self.out(1, f"{count.name} = {n}")
 
@@ -403,7 +485,8 @@ class KernelWriter:
         stands for the loop indices."""
         names = [f"q{d}" for d in range(len(shape))]
         for d, (name, n) in enumerate(zip(names, shape)):
-            self.out(indent + d, f"for {name} in range({n}):")
+            bound = n if isinstance(n, str) else self.lift.size(n)
+            self.out(indent + d, f"for {name} in range({bound}):")
         i = ", ".join(names)
         self.out(indent + len(shape), f"{dst.format(i=i)} = {src.format(i=i)}")
 
@@ -412,15 +495,17 @@ class KernelWriter:
         nc, nx = p["n_consts"], p["n_xs"]
         body_fn = self.region(body, "scan")
         consts, xs, length, init = ops[:nc], ops[nc:nc + nx], ops[nc + nx], ops[nc + nx + 1:]
+        if isinstance(stmt.inputs[nc + nx], Lit):  # the trip count: a size, as a loop's bound
+            length = self.lift.size(stmt.inputs[nc + nx].value)
         carried, ys = stmt.outs[:len(init)], stmt.outs[len(init):]
         for v, value in zip(carried, init):
             self.out(1, f"{v.name} = {value}")
         for y in ys:
-            self.out(1, f"{y.name} = {_tape_rows(length, _row(y))}")
+            self.out(1, f"{y.name} = {_tape_rows(length, _row(y), self.lift)}")
         k, r = f"k{stmt.out.id}", f"r{stmt.out.id}"
         order = f"range({length} - 1, -1, -1)" if p["reverse"] else f"range({length})"
         self.out(1, f"for {k} in {order}:")
-        args = consts + [f"{x}[{k}]" for x in xs] + [v.name for v in carried]
+        args = consts + [f"{x}[{k}]" for x in xs] + [v.name for v in carried] + ["lifted"]
         self.out(2, f"{r} = {body_fn}({', '.join(args)})")
         for n, v in enumerate(carried):
             self.out(2, f"{v.name} = {r}[{n}]")
@@ -434,20 +519,20 @@ class KernelWriter:
         true_fn = self.region(stmt.params["true"], "true")
         false_fn = self.region(stmt.params["false"], "false")
         outs = "".join(v.name + ", " for v in stmt.outs)
-        args = ", ".join(ops[1:])
+        args = ", ".join(ops[1:] + ["lifted"])
         self.out(1, f"if {ops[0]}:")
         self.out(2, f"{outs}= {true_fn}({args})")
         self.out(1, "else:")
         self.out(2, f"{outs}= {false_fn}({args})")
 
-    @staticmethod
-    def _atom(a) -> str:
-        return literal(a.value) if isinstance(a, Lit) else a.name
+    def _atom(self, a) -> str:
+        if isinstance(a, Lit):  # only floats are named: an op may need an int's literal type
+            return self.lift.number(a.value) if type(a.value) is float else literal(a.value)
+        return a.name
 
-    @staticmethod
-    def _float(var, dtype) -> str:
+    def _float(self, var, dtype) -> str:
         if isinstance(var, Lit):
-            return literal(var.value)
+            return self._atom(var)
         return var.name if var.dtype == dtype else f"{var.name}.astype({dtype_code(dtype)})"
 
     # --- loop nests ---------------------------------------------------------------------------
@@ -456,13 +541,13 @@ class KernelWriter:
         if plan is not None:
             return self.gather_loop(loop, *plan)
         space, k = loop.space, len(loop.space)
-        body = _LoopBody(self.schedule, k)
+        body = _LoopBody(self.schedule, k, self.lift)
         post: list[list[str]] = [[] for _ in range(k + 1)]
         index = tuple(f"i{d}" for d in range(k))
         described = []
         for sink in loop.sinks:
             described.append(self.sink(sink, body, post, index))
-        self.out(1, f"# loop over {space}: " + "; ".join(described))
+        self.out(1, "# " + _note(f"loop over {space}: " + "; ".join(described)))
         self.nest(body, post, [(0, n) for n in space])
 
     def nest(self, body: _LoopBody, post, bounds) -> None:
@@ -473,8 +558,8 @@ class KernelWriter:
             for line in body.lines[d]:
                 self.out(1 + d, line)
             if d < k:
-                lo, hi = bounds[d]
-                self.out(1 + d, f"for i{d} in range({hi}):" if lo == 0 else
+                lo, hi = (self.lift.size(b) for b in bounds[d])
+                self.out(1 + d, f"for i{d} in range({hi}):" if lo == "0" else
                          f"for i{d} in range({lo}, {hi}):")
                 emit(d + 1)
                 for line in post[d]:
@@ -489,8 +574,8 @@ class KernelWriter:
         that serialises the loop; a gather has no such chain and vectorises.  The buffer's index
         space is cut into segments in which the same sinks are active, so no loop has branches."""
         k, space = len(shape), loop.space
-        self.out(1, f"# loop over {space}, as a gather over {shape}: "
-                 + "; ".join(_describe(s) for s in loop.sinks))
+        self.out(1, "# " + _note(f"loop over {space}, as a gather over {shape}: "
+                                 + "; ".join(_describe(s) for s in loop.sinks)))
         accumulators = {}
         for sink in loop.sinks:
             var = sink.var
@@ -498,7 +583,7 @@ class KernelWriter:
                 base = sink.stmt.inputs[0]
                 self.out(1, f"{var.name} = {base.name}" + ("" if sink.inplace else ".copy()"))
             elif sink.kind == "store" and var.ndim:
-                self.out(1, f"{var.name} = np.empty({shape_code(var.shape)}, "
+                self.out(1, f"{var.name} = np.empty({shape_code(var.shape, self.lift)}, "
                             f"{dtype_code(var.dtype)})")
             elif sink.kind == "reduce":
                 init, _ = _reduction_code(sink.stmt.prim, var.dtype)
@@ -506,8 +591,8 @@ class KernelWriter:
                     accumulators[var] = f"acc{var.id}"
                     self.out(1, f"acc{var.id} = {init}")
                 else:
-                    self.out(1, f"{var.name} = np.full({shape_code(var.shape)}, {init}, "
-                                f"{dtype_code(var.dtype)})")
+                    self.out(1, f"{var.name} = np.full({shape_code(var.shape, self.lift)}, "
+                                f"{init}, {dtype_code(var.dtype)})")
         cuts = [sorted({0, n} | {o[d] for o in offsets.values()}
                        | {o[d] + space[d] for o in offsets.values()}) for d, n in enumerate(shape)]
         fresh = {_buffer_root(s, loop).name for s in loop.sinks
@@ -519,11 +604,12 @@ class KernelWriter:
                 for d, (lo, hi) in enumerate(segment))]
             if not active and not fresh:
                 continue
-            body = _LoopBody(self.schedule, k)
+            body = _LoopBody(self.schedule, k, self.lift)
             j = tuple(f"i{d}" for d in range(k))
             totals: dict[str, list[str]] = {}
             for sink in active:
-                index = tuple(_shift(j[d], -offsets[id(sink)][d]) for d in range(k))
+                index = tuple(_affine(-offsets[id(sink)][d], 1, j[d], self.lift)
+                              for d in range(k))
                 var, stmt = sink.var, sink.stmt
                 if sink.kind == "store":
                     value, _ = body.compute(self.schedule.producers[var], index)
@@ -560,7 +646,7 @@ class KernelWriter:
             if var.ndim == 0:
                 inner.append(f"{var.name} = {value}")
             else:
-                self.out(1, f"{var.name} = np.empty({shape_code(var.shape)}, "
+                self.out(1, f"{var.name} = np.empty({shape_code(var.shape, self.lift)}, "
                             f"{dtype_code(var.dtype)})")
                 inner.append(f"{var.name}[{', '.join(index)}] = {value}")
             return f"store {var.name}"
@@ -570,8 +656,8 @@ class KernelWriter:
             self.out(1, f"{var.name} = {base.name}" + ("" if sink.inplace else ".copy()"))
             value, _ = body.value(update, index)
             it = iter(index)
-            target = [_affine(s.start, s.step, next(it)) if isinstance(s, Span) else str(s)
-                      for s in stmt.params["index"]]
+            target = [_affine(s.start, s.step, next(it), self.lift) if isinstance(s, Span)
+                      else self.lift.size(s) for s in stmt.params["index"]]
             inner.append(f"{var.name}[{', '.join(target)}] += {value}")
             return f"{var.name} = {format_stmt(stmt).split(' = ', 1)[1]}"
         return self.reduction(sink, body, post, index)
@@ -594,10 +680,11 @@ class KernelWriter:
             if var.ndim == 0:
                 post[r].append(f"{var.name} = {acc}")
             else:
-                self.out(1, f"{var.name} = np.empty({shape_code(var.shape)}, {dtype_code(dtype)})")
+                self.out(1, f"{var.name} = np.empty({shape_code(var.shape, self.lift)}, "
+                            f"{dtype_code(dtype)})")
                 post[r].append(f"{var.name}[{', '.join(out_index)}] = {acc}")
         else:
-            self.out(1, f"{var.name} = np.full({shape_code(var.shape)}, {init}, "
+            self.out(1, f"{var.name} = np.full({shape_code(var.shape, self.lift)}, {init}, "
                         f"{dtype_code(dtype)})")
             target = f"{var.name}[{', '.join(out_index)}]"
             body.lines[k].append(update.format(acc=target, v=value))
@@ -609,8 +696,8 @@ def _row(var):
     return Var(-1, var.shape[1:], var.dtype)
 
 
-def _tape_rows(rows: str, var) -> str:
-    return f"np.empty({shape_code((rows,) + var.shape)}, {dtype_code(var.dtype)})"
+def _tape_rows(rows: str, var, lift: Lifted) -> str:
+    return f"np.empty({shape_code((rows,) + var.shape, lift)}, {dtype_code(var.dtype)})"
 
 
 def _reduction_code(prim, dtype) -> tuple[str, str]:
@@ -670,15 +757,12 @@ def _buffer_root(sink: Sink, loop: Loop) -> Var:
     return sink.var
 
 
-def _shift(index: str, by: int) -> str:
-    return _affine(by, 1, index)
-
-
-def _slice_code(s) -> str:
+def _slice_code(s, lift: Lifted) -> str:
     if isinstance(s, slice):
-        text = f"{'' if s.start is None else s.start}:{'' if s.stop is None else s.stop}"
-        return text + (f":{s.step}" if s.step not in (None, 1) else "")
-    return str(s)
+        start = "" if s.start is None else lift.size(s.start)
+        stop = "" if s.stop is None else lift.size(s.stop)
+        return f"{start}:{stop}" + (f":{s.step}" if s.step not in (None, 1) else "")
+    return lift.size(s)
 
 
 def _comment(text: str) -> str:
@@ -700,24 +784,36 @@ def _ops(graph) -> list:
     return list(found.values())
 
 
-def generate(schedule: Schedule, name: str = "kernel", note: str = "") -> str:
-    """The Python source of a Numba kernel computing the schedule's graph."""
-    # The first two lines are fixed text (Python reads an encoding cookie there), and every
-    # comment line is printable ASCII: a user's function name or note cannot become code.
-    header = (f"Generated by jitgrad. Do not edit.\n\n{note}\n\n"
-              + format_graph(schedule.graph) + "\n")
+def generate(schedule: Schedule, name: str = "kernel", note: str = "",
+             literal_sizes: bool | None = None) -> tuple[str, Lifted]:
+    """The Python source of a Numba kernel computing the schedule's graph, and the numbers it
+    takes as its last argument, `lifted` (see `Lifted`; `literal_sizes`: spell them out,
+    default `$JITGRAD_LITERAL_SIZES`)."""
+    if literal_sizes is None:
+        literal_sizes = os.environ.get("JITGRAD_LITERAL_SIZES", "") not in ("", "0")
+    lift = Lifted(literal=literal_sizes)
+    graph_text = format_graph(schedule.graph)
     helpers: list[str] = []
     # The per-element walk recurses once per statement of an elementwise chain; an unrolled loop
     # makes chains thousands deep (Python-to-Python calls: no C stack is used).
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 10_000 + 10 * len(schedule.graph.stmts)))
     try:
-        main = KernelWriter(schedule, helpers, itertools.count()).function(name)
+        main = KernelWriter(schedule, helpers, itertools.count(), lift).function(name)
     finally:
         sys.setrecursionlimit(limit)
     ops = _ops(schedule.graph)
+    # The first two lines are fixed text (Python reads an encoding cookie there), and every
+    # comment line is printable ASCII: a user's function name or note cannot become code.
+    # Only the graph's numbers are named: the note and the ops' fingerprints are not sizes.
+    header = (f"Generated by jitgrad. Do not edit.\n\n{note}\n\n"
+              + "\n".join(map(_note, graph_text.splitlines())) + "\n")
     for op in ops:
         header += f"op {op.name}: implementation {op.fingerprint()}\n"
+    if lift.values():
+        header += ("\nN<k> and F<k> are sizes and constants the kernel reads from its last "
+                   "argument,\n`lifted`: one kernel serves every size.\n")
+    header = _NOTE.sub(lambda m: lift.comment(m.group(1)), header)
     lines = [f"# {_comment(line)}" if line else "#" for line in header.splitlines()]
     lines += ["import math", "import numpy as np", "import numba", ""]
     lines += ["from jitgrad import runtime"]
@@ -726,4 +822,8 @@ def generate(schedule: Schedule, name: str = "kernel", note: str = "") -> str:
     if any("sum_add(" in f for f in helpers + [main]):
         lines.append("from jitgrad.runtime import sum_add")
     lines += ["", ""]
-    return "\n".join(lines) + "\n\n".join(helpers + [main])
+    code = "\n\n".join(helpers + [main])
+    code = _NOTE.sub(lambda m: lift.comment(m.group(1)), code)
+    unpack = lift.unpack()
+    code = code.replace(_UNPACK + "\n", f"    {unpack}\n" if unpack else "")
+    return "\n".join(lines) + code, lift

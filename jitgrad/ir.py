@@ -123,7 +123,10 @@ class Span(tuple):
         return slice(self.start, None if stop < 0 else stop, self.step)
 
     def __repr__(self) -> str:
-        stop = self.start + self.step * self.count
+        # The stop just past the last element (`0:7:2`, not `0:8:2`, for 4 of 7 elements): it is
+        # a size of the array more often (a kernel's comments then name it, codegen.Lifted).
+        last = self.start + self.step * (self.count - 1)
+        stop = last + (1 if self.step > 0 else -1) if self.count else self.start
         text = f"{self.start}:{stop if stop >= 0 else ''}"
         return text + (f":{self.step}" if self.step != 1 else "")
 

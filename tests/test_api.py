@@ -180,7 +180,10 @@ def test_hessian_vector_product_by_grad_of_grad():
 def test_explain_shows_ir_and_kernel():
     e = jitgrad.explain(lambda x: np.sum(np.exp(x)), numpy.ones(3))
     assert "exp x0" in str(e.ir)
-    assert "@numba.njit" in e.source and "for i0 in range(3):" in e.source
+    # The size is the kernel's argument, not part of its code: one kernel serves every size.
+    assert "@numba.njit" in e.source and "for i0 in range(N0):" in e.source
+    assert e.lifted == {"N0": 3} and "lifted, at this signature: N0=3" in str(e)
+    assert jitgrad.explain(lambda x: np.sum(np.exp(x)), numpy.ones(4)).source == e.source
     with open(e.path) as f:
         assert f.read() == e.source
 

@@ -84,8 +84,9 @@ def test_rosenbrock_is_one_fused_loop_written_as_a_gather():
     nests = [line for line in b.source.splitlines() if line.strip().startswith("# loop over")]
     assert len(nests) == 1, b.source
     # Both slice adjoints gather into g[j] (no g[j + 1] += ...): three segments, no zero fill.
-    assert "as a gather over (12,)" in nests[0]
-    assert "for i0 in range(1, 11):" in b.source and "np.zeros" not in b.source
+    n = {value: name for name, value in b.lifted.items()}  # sizes are the kernel's arguments
+    assert f"as a gather over ({n[12]},)" in nests[0]
+    assert f"for i0 in range(1, {n[11]}):" in b.source and "np.zeros" not in b.source
     assert "+ 1] +=" not in b.source
 
 

@@ -65,7 +65,7 @@ def test_grads_y0_t_args():
 
 
 def test_grads_match_autograd():
-    import autograd
+    autograd = pytest.importorskip("autograd")
     import autograd.numpy as anp
     from autograd.builtins import tuple as boxed_tuple
     from autograd.scipy.integrate import odeint as autograd_odeint

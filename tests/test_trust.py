@@ -477,7 +477,10 @@ def test_evicted_kernels_are_released(monkeypatch):
     g(numpy.ones(2))
     first = next(iter(g._jitgrad._entries.values())).kernel
     module = first.py_func.__module__
-    g(numpy.ones(3))  # evicts the first signature's kernel
+    g(numpy.ones(3))  # another size: the same kernel, so evicting n=2 keeps it
+    assert any(k is first for k in jg_compile._LOADED.values())
+    close(g(numpy.ones(2)), -3 * numpy.sin(numpy.ones(2)))
+    g(numpy.ones((2, 2)))  # another rank: another kernel, and the first is released
     assert all(k is not first for k in jg_compile._LOADED.values())
     assert module not in sys.modules
     close(g(numpy.ones(2)), -3 * numpy.sin(numpy.ones(2)))  # and it comes back when needed

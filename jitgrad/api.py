@@ -8,6 +8,7 @@ compiles.  The lookup is the only Python between the user and the kernel, so it 
 
 from __future__ import annotations
 
+import builtins
 import collections
 import contextlib
 import copy
@@ -430,11 +431,19 @@ class _Build:
     graph_consts: list = ()  # the traced graph's constant values (explain's picture)
     wrt: tuple = ()  # the traced graph's differentiated inputs
     lifted: dict = None  # the kernel's sizes and constants by name (codegen.Lifted)
+    note: str = ""  # the kernel's header line: what it computes, of what
 
     def kernel_consts(self) -> list:
         """What the kernel takes after the inputs: the constants, then the lifted numbers (the
         interpreter ignores those)."""
         return [*self.consts, tuple((self.lifted or {}).values())]
+
+
+@functools.lru_cache(maxsize=64)
+def _call1_code(n: int):
+    """The code of `lambda x: kernel(x, c0, ..., c<n-1>)` (compiled once per n)."""
+    return builtins.compile(f"lambda x: kernel(x, {', '.join(f'c{i}' for i in range(n))})",
+                            "<jitgrad call>", "eval")
 
 
 class _Entry:
@@ -469,7 +478,7 @@ class _Entry:
         names = [f"c{i}" for i in range(len(self.consts))]
         scope = {"kernel": kernel, **dict(zip(names, self.consts))}
         self.call1 = kernel if not names else eval(  # noqa: S307 (built from names only)
-            f"lambda x: kernel(x, {', '.join(names)})", scope)
+            _call1_code(len(names)), scope)
         if self.draws:
             self.call1 = lambda x: kernel(x, *self.consts_now())
 
@@ -687,7 +696,7 @@ class _GradFunction:
         key, dynamic, trees = self._signature(args, kwargs)
         key = (key, _EXECUTION.mode)
         if any(isinstance(leaf, Tracer) for leaf in dynamic):
-            build = self._build(args, kwargs, key)
+            build = self._build(args, kwargs, key, generate=False)
 
             shapes = [v.shape for v in build.graph.outputs]
             n = len(shapes)
@@ -712,8 +721,9 @@ class _GradFunction:
             if traced:  # called inside another trace: the adjoint's IR is inlined there
                 out = evaluate(entry.graph, [*dynamic, *leaves],
                                list(consts[:len(entry.graph.consts)]))
-            else:
-                out = compile.first_call(entry.kernel, (*dynamic, *leaves, *consts))
+            else:  # the lifted numbers as they are now: a tier's upgrade may have made them
+                out = compile.first_call(entry.kernel,
+                                         (*dynamic, *leaves, *consts[:-1], entry.consts[-1]))
             return self._package((None, *out[n:]), trees)[1]
 
         zeros = [np.zeros(s) if s else 0.0 for s in shapes]
@@ -729,7 +739,7 @@ class _GradFunction:
         """Inside a trace: `tangent -> (f(*args), J tangent)`, with the values' part of the
         forward-mode IR recorded once, here, and each call recording only the tangents'."""
         key, dynamic, (trees, _) = self._signature(args, kwargs)
-        build = self._build(args, kwargs, (key, _EXECUTION.mode))
+        build = self._build(args, kwargs, (key, _EXECUTION.mode), generate=False)
         ((tree, count, _),) = trees
         staged = Staged(build.grad_graph, list(dynamic), build.consts)
         targets = build.grad_graph.inputs[len(dynamic):]
@@ -778,44 +788,61 @@ class _GradFunction:
             entry = self._entries.get(key)  # another thread may have compiled it meanwhile
             if entry is not None and (entry.current is None or entry.current()):
                 return entry
-            interpret = _EXECUTION.mode == "interpret"
-            build = self._build(args, kwargs, key, generate=not interpret)
-            threshold = None  # no interpreted tier
-            if _EXECUTION.mode == "auto" and not interpret:
-                threshold = TIER_SECONDS * max(1.0, compile_seconds(build.source.count("\n")))
-            if threshold is not None and compile.is_cached(build.source):
-                # Loading it is cheap once Numba has started in this process; before, starting
-                # Numba is the price (about 0.5 s), paid once interpreting has cost as much.
-                threshold = None if _jit.is_ready() else TIER_SECONDS * TIER_START_SECONDS
-            tiered = threshold is not None
-            if not interpret and build.source.count("\n") > MAX_KERNEL_LINES:
-                # Numba's compile time grows faster than the source: a kernel this long would
-                # take minutes.  The interpreter runs the same IR at once (NumPy per statement).
-                _warn_once(self.name, f"its kernel has {build.source.count(chr(10))} lines of "
-                           f"generated code, which Numba would take minutes to compile, so it "
-                           f"runs with jitgrad's IR interpreter instead (set "
-                           f"JITGRAD_MAX_KERNEL_LINES above that to compile it)")
-                interpret = True
+            mode = _EXECUTION.mode
+            # Before Numba has started, no kernel can be used at once: the source is generated
+            # only once interpreting has cost the least a kernel can be priced at, so a
+            # signature called a few times (one size of a sweep) never pays for codegen.
+            defer = mode == "auto" and not _jit.is_ready()
+            build = self._build(args, kwargs, key, generate=mode != "interpret" and not defer)
+
+            def price() -> float | None:
+                """How long to interpret before compiling: None (not at all: use the kernel at
+                once) or inf (never compile)."""
+                if build.source is None:
+                    self._generate(build)
+                    entry.consts = (*entry.consts[:-1], tuple(build.lifted.values()))
+                lines = build.source.count("\n")
+                if lines > MAX_KERNEL_LINES:
+                    # Numba's compile time grows faster than the source: a kernel this long
+                    # would take minutes.  The interpreter runs the same IR at once.
+                    _warn_once(self.name, f"its kernel has {lines} lines of generated code, "
+                               f"which Numba would take minutes to compile, so it runs with "
+                               f"jitgrad's IR interpreter instead (set JITGRAD_MAX_KERNEL_LINES "
+                               f"above that to compile it)")
+                    return math.inf
+                if mode == "compile":
+                    return None
+                if compile.is_cached(build.source):
+                    # Loading it is cheap once Numba has started in this process; before,
+                    # starting Numba is the price (about 0.5 s).
+                    return None if _jit.is_ready() else TIER_SECONDS * TIER_START_SECONDS
+                return TIER_SECONDS * max(1.0, compile_seconds(lines))
+
             def upgrade():
                 """The interpreted tier has had its time: compile (on the next call)."""
                 entry.use(compile.load(build.source))
                 entry.compiled, entry.fast_keys = False, tuple(fast)
                 TIERS["compiled after interpreting"] += 1
 
-            if interpret:
-                kernel = _interpreted(build.grad_graph)
-            elif tiered:
-                kernel = _Tiered(build.grad_graph, upgrade, threshold)
-            else:
+            threshold = math.inf if mode == "interpret" else 0.0 if defer else price()
+            if defer:
+                kernel = _Tiered(build.grad_graph, upgrade, TIER_SECONDS * min(
+                    1.0, TIER_START_SECONDS), price)
+            elif threshold is None:
                 kernel = compile.load(build.source)
+            elif threshold == math.inf:
+                kernel = _interpreted(build.grad_graph)
+            else:
+                kernel = _Tiered(build.grad_graph, upgrade, threshold)
+            tiered = isinstance(kernel, _Tiered)
             entry = _Entry(kernel, build.kernel_consts(), watch.guard(build.watches),
                            build.draws)
             entry.out_shapes = [v.shape for v in build.graph.outputs]
             entry.graph = build.grad_graph if self.kind == "vjp" else None
             entry.out_tree = build.out_tree
-            entry.compiled = interpret or tiered
+            entry.compiled = threshold == math.inf or tiered
             self._entries[key] = entry
-            hot = self._fast_ok and len(args) == 1 and not kwargs and not interpret
+            hot = self._fast_ok and len(args) == 1 and not kwargs and threshold != math.inf
             # The hot path's keys: the shape of a float64 array (not 0-d: kernels take 0-d
             # values as scalars), or the type of a float (NumPy's float64 is one too; both get
             # a float gradient, as on the slow path).
@@ -846,12 +873,17 @@ class _GradFunction:
                 "jvp": "value and Jacobian-vector product"}.get(
             self.kind, "value and gradient")
         note = f"{kind} of {self.name} with respect to argnum={self.argnum}"
-        source, lifted = None, {}
+        build = _Build(graph, grad_graph, grad_consts, None, watches, draws, out_tree, consts,
+                       wrt, {}, note)
         if generate:
-            source, lift = codegen.generate(fuse.schedule(grad_graph), note=note)
-            lifted = lift.names()
-        return _Build(graph, grad_graph, grad_consts, source, watches, draws, out_tree, consts,
-                      wrt, lifted)
+            self._generate(build)
+        return build
+
+    @staticmethod
+    def _generate(build: _Build) -> None:
+        """The kernel's source, and the numbers it reads from its `lifted` argument."""
+        build.source, lift = codegen.generate(fuse.schedule(build.grad_graph), note=build.note)
+        build.lifted = lift.names()
 
     def _trace(self, args, kwargs):
         """Run the function on tracers: (graph, constant values, indices of graph inputs to
@@ -925,7 +957,7 @@ class _GradFunction:
 
     def _call_traced(self, args, kwargs, key, dynamic, trees):
         """Called inside another trace (grad of grad): inline the gradient's IR there."""
-        build = self._build(args, kwargs, key)
+        build = self._build(args, kwargs, key, generate=False)
         out = evaluate(build.grad_graph, dynamic, build.consts)
         if self.kind == "value":
             return unflatten(build.out_tree, iter(out))
@@ -991,19 +1023,24 @@ def compile_seconds(lines: int) -> float:
 
 
 class _Tiered:
-    """A signature's kernel in the interpreted tier (execution mode "auto")."""
+    """A signature's kernel in the interpreted tier (execution mode "auto"): it compiles once
+    its calls have taken `threshold` seconds.  With `price`, the threshold is a lower bound:
+    crossing it asks `price()` for the real one (which generates the kernel's source)."""
 
-    __slots__ = ("run", "spent", "upgrade", "threshold")
+    __slots__ = ("run", "spent", "upgrade", "threshold", "price")
 
-    def __init__(self, graph: Graph, upgrade, threshold: float):
+    def __init__(self, graph: Graph, upgrade, threshold: float, price=None):
         self.run, self.spent, self.upgrade = _interpreted(graph), 0.0, upgrade
-        self.threshold = threshold
+        self.threshold, self.price = threshold, price
 
     def __call__(self, *args):
         start = time.perf_counter()
         out = self.run(*args)
         self.spent += time.perf_counter() - start
         TIERS["interpreted calls"] += 1
+        if self.spent >= self.threshold and self.price is not None:
+            price, self.price = self.price(), None
+            self.threshold = 0.0 if price is None else price
         if self.spent >= self.threshold:
             self.spent = -math.inf  # once
             self.upgrade()

@@ -172,27 +172,29 @@ def verify(graph: Graph) -> Graph:
 
     defined: set[int] = set()
 
-    def bind(var: Var, where: str) -> None:
+    def bind(var: Var, stmt=None) -> None:
+        if isinstance(var, Var) and var.id not in defined:
+            defined.add(var.id)
+            return
+        where = f"`{format_stmt(stmt)}`" if stmt is not None else "graph inputs"
         if not isinstance(var, Var):
             raise JitgradInternalError(f"{where}: {var!r} is not a variable")
-        if var.id in defined:
-            raise JitgradInternalError(f"{where}: {var.name} is bound twice")
-        defined.add(var.id)
+        raise JitgradInternalError(f"{where}: {var.name} is bound twice")
 
     for v in graph.inputs + graph.consts:
-        bind(v, "graph inputs")
+        bind(v)
     for stmt in graph.stmts:
-        text = format_stmt(stmt)
         for a in stmt.inputs:
             if isinstance(a, Var) and a.id not in defined:
-                raise JitgradInternalError(f"`{text}`: {a.name} is used before it is defined")
+                raise JitgradInternalError(
+                    f"`{format_stmt(stmt)}`: {a.name} is used before it is defined")
         expected = infer(stmt.prim, stmt.inputs, stmt.params)
         got = [(v.shape, v.dtype) for v in stmt.outs]
         if got != expected:
             raise JitgradInternalError(
-                f"`{text}`: shape rule gives {expected}, statement has {got}")
+                f"`{format_stmt(stmt)}`: shape rule gives {expected}, statement has {got}")
         for v in stmt.outs:
-            bind(v, f"`{text}`")
+            bind(v, stmt)
         for value in stmt.params.values():
             if isinstance(value, Graph):
                 verify(value)

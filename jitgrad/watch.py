@@ -23,6 +23,7 @@ What is watched, and how:
 from __future__ import annotations
 
 import dis
+import functools
 import math
 import types
 import weakref
@@ -194,5 +195,12 @@ def guard(watches: dict):
     # raises (a property that fails now) counts as a change.
     source = "def check():\n    try:\n        return " + " and ".join(terms) + \
         "\n    except Exception:\n        return False\n"
-    exec(source, env)  # noqa: S102
+    exec(_compiled(source), env)  # noqa: S102
     return env["check"]
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str):
+    """The code object of a generated source: each signature's guard is the same few texts,
+    and compiling one costs more than the rest of the guard's making."""
+    return compile(source, "<jitgrad guard>", "exec")

@@ -74,6 +74,65 @@ def test_a_kernel_in_the_disk_cache_is_used_at_once(monkeypatch, loads):
     assert len(loads) == 2 and loads[0] == loads[1]
 
 
+@pytest.fixture
+def generated(monkeypatch):
+    """As in a new process, Numba not started (so no kernel can be used at once); and the
+    kernel sources generated during the test."""
+    from jitgrad import codegen
+
+    monkeypatch.setattr(api._jit, "is_ready", lambda: False)
+    seen = []
+    real = codegen.generate
+    monkeypatch.setattr(codegen, "generate",
+                        lambda *a, **k: seen.append(1) or real(*a, **k))
+    return seen
+
+
+def sweep_loss(x):
+    return np.sum(np.tanh(x) ** 2 + 0.5 * x ** 4) / x.shape[0]
+
+
+def test_a_sweep_of_sizes_interpreted_generates_no_kernel(monkeypatch, generated, loads):
+    # Each size is called once: interpreting it costs less than any kernel's price, so no
+    # source is generated (the codegen would be most of the call's time).
+    with jitgrad.execution("auto"):
+        got = [jitgrad.value_and_grad(sweep_loss)(numpy.linspace(-1, 1, n)) for n in range(4, 9)]
+    assert not generated and not loads
+    with jitgrad.execution("interpret"):
+        for n, (value, grad) in zip(range(4, 9), got):
+            expected = jitgrad.value_and_grad(sweep_loss)(numpy.linspace(-1, 1, n))
+            assert value == expected[0]
+            numpy.testing.assert_array_equal(grad, expected[1])
+
+
+def test_a_deferred_kernel_gets_its_sizes_when_it_compiles(monkeypatch, generated, loads):
+    # The source (and with it the sizes the kernel reads from its `lifted` argument) is made
+    # when interpreting has cost the least price; the compiled kernel then gets those sizes,
+    # on the fast path, the slow path and a make_vjp made before the switch.
+    monkeypatch.setattr(api, "TIER_SECONDS", 0.0)
+
+    def f(x, scale=3.7):
+        return np.sum(np.tanh(x[1:] * scale) * x[:-1] ** 3)
+
+    x = numpy.linspace(-1.0, 2.0, 6)
+    with jitgrad.execution("compile"):
+        expected = jitgrad.value_and_grad(f)(x)
+        vjp_expected = jitgrad.make_vjp(f)(x)[0](2.0)
+    generated.clear(), loads.clear()
+    with jitgrad.execution("auto"):
+        vg = jitgrad.value_and_grad(f)
+        vjp, value = jitgrad.make_vjp(f)(x)
+        got = [vg(x), vg(x), vg(x), vg(x, scale=3.7), vg(x, scale=3.7)]
+        vjps = [vjp(2.0), vjp(2.0), vjp(2.0)]
+    assert len(loads) >= 2 and len(generated) == len(loads)
+    assert value == pytest.approx(expected[0], rel=1e-13)
+    for v, g in got:
+        assert v == pytest.approx(expected[0], rel=1e-13)
+        numpy.testing.assert_allclose(g, expected[1], rtol=1e-13)
+    for g in vjps:
+        numpy.testing.assert_allclose(g, vjp_expected, rtol=1e-13)
+
+
 SCALE = 2.0
 
 

@@ -19,11 +19,12 @@ DO_NOT_CONVERT = {"jitgrad", "numpy", "scipy", "numba", "llvmlite", "autograd", 
 
 def _library_dirs() -> tuple:
     dirs = set()
+    try:
+        paths = sysconfig.get_paths()
+    except Exception:  # noqa: BLE001
+        paths = {}
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        try:
-            path = sysconfig.get_paths().get(key)
-        except Exception:  # noqa: BLE001
-            path = None
+        path = paths.get(key)
         if path:
             dirs.add(os.path.normcase(os.path.abspath(path)) + os.sep)
     for path in sys.path:

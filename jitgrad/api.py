@@ -450,7 +450,7 @@ class _Entry:
     """A compiled kernel for one signature, with what it needs at every call."""
 
     __slots__ = ("kernel", "consts", "current", "compiled", "out_shapes", "out_tree", "call1",
-                 "draws", "drawn", "graph", "fast_keys")
+                 "draws", "drawn", "graph", "fast_keys", "fallback")
 
     def __init__(self, kernel, consts, current, draws=()):
         self.kernel, self.consts = kernel, tuple(consts)
@@ -471,6 +471,7 @@ class _Entry:
         self.out_shapes, self.out_tree = [()], None  # make_vjp's: the outputs' leaves
         self.graph = None  # make_vjp's: the adjoint, to inline when called inside a trace
         self.fast_keys = ()  # the hot path's keys, once the compiled kernel has run
+        self.fallback = None  # the interpreted tier's kernel, while its successor is untried
 
     def use(self, kernel) -> None:
         """Run `kernel` from now on (a compiled kernel replacing the interpreted tier)."""
@@ -665,7 +666,7 @@ class _GradFunction:
         if entry.compiled:
             out = entry.kernel(*call_args)
         else:
-            out = compile.first_call(entry.kernel, call_args)
+            out = self._first_call(entry, call_args)
             entry.compiled = True
             for k in entry.fast_keys:  # compiled after the interpreted tier: now the hot path
                 self._fast[k] = entry
@@ -722,12 +723,11 @@ class _GradFunction:
                 out = evaluate(entry.graph, [*dynamic, *leaves],
                                list(consts[:len(entry.graph.consts)]))
             else:  # the lifted numbers as they are now: a tier's upgrade may have made them
-                out = compile.first_call(entry.kernel,
-                                         (*dynamic, *leaves, *consts[:-1], entry.consts[-1]))
+                out = self._first_call(entry, (*dynamic, *leaves, *consts[:-1], entry.consts[-1]))
             return self._package((None, *out[n:]), trees)[1]
 
         zeros = [np.zeros(s) if s else 0.0 for s in shapes]
-        out = compile.first_call(entry.kernel, (*dynamic, *zeros, *consts))
+        out = self._first_call(entry, (*dynamic, *zeros, *consts))
         return vjp, unflatten(tree, iter(out[:n]))
 
     def jvp_traced(self, args, kwargs, tangent):
@@ -768,6 +768,25 @@ class _GradFunction:
             return values, unflatten(build.out_tree, iter(out[n:]))
 
         return run
+
+    def _first_call(self, entry: _Entry, args):
+        """Call an entry's kernel, compiling it if it is new.  A kernel that fails to compile
+        after the interpreted tier ran its IR keeps the interpreter, with a warning: the
+        interpreter is the reference, and the user's program goes on."""
+        kernel = entry.kernel
+        try:
+            out = compile.first_call(kernel, args)
+        except JitgradInternalError as e:
+            if entry.fallback is None:
+                raise
+            _warn_once(self.name, f"compiling its kernel failed, so it keeps running in the "
+                       f"interpreted tier (slower, same results); please report it: {e}")
+            entry.use(entry.fallback)
+            entry.fallback, entry.fast_keys = None, ()
+            return entry.kernel(*args)
+        if entry.kernel is kernel:  # (not an interpreted call that chose to compile)
+            entry.fallback = None
+        return out
 
     def _package(self, out, trees):
         trees, order = trees
@@ -820,6 +839,7 @@ class _GradFunction:
 
             def upgrade():
                 """The interpreted tier has had its time: compile (on the next call)."""
+                entry.fallback = _interpreted(build.grad_graph)
                 entry.use(compile.load(build.source))
                 entry.compiled, entry.fast_keys = False, tuple(fast)
                 TIERS["compiled after interpreting"] += 1

@@ -133,6 +133,36 @@ def test_a_deferred_kernel_gets_its_sizes_when_it_compiles(monkeypatch, generate
         numpy.testing.assert_allclose(g, vjp_expected, rtol=1e-13)
 
 
+def test_a_kernel_that_fails_to_compile_after_interpreting_keeps_the_interpreter(monkeypatch):
+    import numba
+
+    monkeypatch.setattr(api, "TIER_SECONDS", 0.0)
+
+    def broken(*args):
+        raise numba.core.errors.TypingError("a typing error in the generated kernel")
+
+    broken.py_func = broken
+    monkeypatch.setattr(jg_compile, "load", lambda source: broken)
+
+    def f(x):
+        return np.sum(np.sin(x) * x)
+
+    expected = numpy.sin(X) + X * numpy.cos(X)
+    with jitgrad.execution("auto"):
+        g = jitgrad.grad(f)
+        numpy.testing.assert_allclose(g(X), expected, rtol=1e-14)  # interpreted, then "compiled"
+        with pytest.warns(jitgrad.JitgradWarning, match="compiling its kernel failed.*typing"):
+            numpy.testing.assert_allclose(g(X), expected, rtol=1e-14)
+        numpy.testing.assert_allclose(g(X), expected, rtol=1e-14)
+        vjp, value = jitgrad.make_vjp(lambda x: np.sin(x) * 2.0)(X)
+        with pytest.warns(jitgrad.JitgradWarning, match="compiling its kernel failed"):
+            numpy.testing.assert_allclose(vjp(numpy.ones(7)), 2 * numpy.cos(X), rtol=1e-14)
+        numpy.testing.assert_allclose(vjp(numpy.ones(7)), 2 * numpy.cos(X), rtol=1e-14)
+    with jitgrad.execution("compile"):  # compiling at once has no tier to fall back on
+        with pytest.raises(jitgrad.JitgradInternalError, match="could not compile"):
+            jitgrad.grad(lambda x: np.sum(np.cos(x)))(X)
+
+
 SCALE = 2.0
 
 

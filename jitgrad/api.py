@@ -576,8 +576,8 @@ class _GradFunction:
         key = (self.argnums, self.kind) if tag is None else (self.argnums, self.kind, tag)
         if key not in per_fun:
             fast: dict = {}
-            per_fun[key] = (_Entries(fast), fast, _Numbers())
-        self._entries, self._fast, self._numbers = per_fun[key]
+            per_fun[key] = (_Entries(fast), fast, _Numbers(), {})
+        self._entries, self._fast, self._numbers, self._accounts = per_fun[key]
         self._fast_ok = self.argnums == (0,) and self.kind == "grad"
 
     def __repr__(self) -> str:
@@ -845,15 +845,20 @@ class _GradFunction:
                 TIERS["compiled after interpreting"] += 1
 
             threshold = math.inf if mode == "interpret" else 0.0 if defer else price()
+            # Signatures that differ only in sizes share a kernel, and the time they spend
+            # interpreting adds up towards compiling it (one account per structure).
+            if len(self._accounts) > MAX_SIGNATURES:
+                self._accounts.clear()
+            account = self._accounts.setdefault(_graph_structure(build.grad_graph), [0.0])
             if defer:
                 kernel = _Tiered(build.grad_graph, upgrade, TIER_SECONDS * min(
-                    1.0, TIER_START_SECONDS), price)
+                    1.0, TIER_START_SECONDS), account, price)
             elif threshold is None:
                 kernel = compile.load(build.source)
             elif threshold == math.inf:
                 kernel = _interpreted(build.grad_graph)
             else:
-                kernel = _Tiered(build.grad_graph, upgrade, threshold)
+                kernel = _Tiered(build.grad_graph, upgrade, threshold, account)
             tiered = isinstance(kernel, _Tiered)
             entry = _Entry(kernel, build.kernel_consts(), watch.guard(build.watches),
                            build.draws)
@@ -1044,27 +1049,38 @@ def compile_seconds(lines: int) -> float:
 
 class _Tiered:
     """A signature's kernel in the interpreted tier (execution mode "auto"): it compiles once
-    its calls have taken `threshold` seconds.  With `price`, the threshold is a lower bound:
-    crossing it asks `price()` for the real one (which generates the kernel's source)."""
+    the calls on its `account` (a one-element list of seconds, shared by the signatures whose
+    kernels have the same structure) have taken `threshold` seconds.  With `price`, the
+    threshold is a lower bound: crossing it asks `price()` for the real one (which generates the
+    kernel's source)."""
 
-    __slots__ = ("run", "spent", "upgrade", "threshold", "price")
+    __slots__ = ("run", "account", "upgrade", "threshold", "price")
 
-    def __init__(self, graph: Graph, upgrade, threshold: float, price=None):
-        self.run, self.spent, self.upgrade = _interpreted(graph), 0.0, upgrade
+    def __init__(self, graph: Graph, upgrade, threshold: float, account: list, price=None):
+        self.run, self.account, self.upgrade = _interpreted(graph), account, upgrade
         self.threshold, self.price = threshold, price
 
     def __call__(self, *args):
         start = time.perf_counter()
         out = self.run(*args)
-        self.spent += time.perf_counter() - start
+        account = self.account
+        account[0] += time.perf_counter() - start
         TIERS["interpreted calls"] += 1
-        if self.spent >= self.threshold and self.price is not None:
+        if account[0] >= self.threshold and self.price is not None:
             price, self.price = self.price(), None
             self.threshold = 0.0 if price is None else price
-        if self.spent >= self.threshold:
-            self.spent = -math.inf  # once
+        if account[0] >= self.threshold:
+            self.threshold = math.inf  # once
             self.upgrade()
         return out
+
+
+def _graph_structure(graph: Graph) -> tuple:
+    """What signatures whose kernels may be one (they differ in sizes) have in common: the
+    statements' primitives and ranks.  Only for the tiers' accounting: kernels are shared by
+    their source text, never by this."""
+    return (len(graph.inputs), tuple((s.prim, tuple(len(v.shape) for v in s.outs))
+                                     for s in graph.stmts))
 
 
 def tier_stats() -> dict:

@@ -163,6 +163,35 @@ def test_a_kernel_that_fails_to_compile_after_interpreting_keeps_the_interpreter
             jitgrad.grad(lambda x: np.sum(np.cos(x)))(X)
 
 
+def test_sizes_that_share_a_kernel_share_the_time_towards_compiling_it(monkeypatch, loads):
+    # Every interpreted call "takes" 0.15 s; the price of compiling is 1 s.  Two calls at each of
+    # four sizes (0.3 s each) compile the one kernel they share, after the seventh call; a
+    # function of another structure (rank 2) keeps its own account.
+    import types
+
+    clock = iter(range(10**6))
+    monkeypatch.setattr(api, "time", types.SimpleNamespace(
+        perf_counter=lambda: 0.15 * next(clock)))
+    monkeypatch.setattr(api, "compile_seconds", lambda lines: 1.0)
+
+    def f(x):
+        return np.sum(np.cos(x) * x)
+
+    calls = [numpy.linspace(0.0, 1.0, n) for n in (5, 6, 7, 8) for _ in range(2)]
+    with jitgrad.execution("auto"):
+        g = jitgrad.grad(f)
+        got = [g(x) for x in calls]
+        other = g(numpy.ones((2, 3)))
+        kernels = [e.kernel for e in g._jitgrad._entries.values()]  # n = 5, 6, 7, 8; 2x3
+    assert len(loads) == 1  # after 7 calls (1.05 s): the 8th runs compiled
+    assert [isinstance(k, api._Tiered) for k in kernels] == [True, True, True, False, True]
+    assert kernels[0].account is kernels[1].account is kernels[2].account
+    assert kernels[4].account is not kernels[0].account
+    numpy.testing.assert_allclose(other, numpy.cos(1.0) - numpy.sin(1.0), rtol=1e-13)
+    for x, grad in zip(calls, got):
+        numpy.testing.assert_allclose(grad, numpy.cos(x) - x * numpy.sin(x), rtol=1e-13)
+
+
 SCALE = 2.0
 
 

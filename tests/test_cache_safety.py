@@ -166,6 +166,31 @@ def test_damaged_numba_cache_files_are_recompiled_and_healed(tmp_path):
     assert third["stats"]["kernel"] == [1, 0]  # the recompiled code was saved again
 
 
+def test_a_process_killed_while_compiling_leaves_nothing_that_breaks_the_next(tmp_path):
+    """Processes killed at moments spread over a cold run (importing, tracing, compiling,
+    writing Numba's cache files) leave the cache directory as they may: the next process gives
+    the same gradient."""
+    import signal
+    import time
+
+    reference = tmp_path / "reference"
+    start = time.perf_counter()
+    expected = run(reference, JITGRAD_EXECUTION="compile")["grad"]
+    duration = time.perf_counter() - start
+    kernels = tmp_path / "cache"
+    env = dict(os.environ, JITGRAD_CACHE_DIR=str(kernels), JITGRAD_EXECUTION="compile")
+    env.pop("NUMBA_CACHE_DIR", None)
+    for fraction in (0.5, 0.7, 0.8, 0.9, 0.97):
+        proc = subprocess.Popen([sys.executable, "-c", SCRIPT, "loop"], env=env,
+                                cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(duration * fraction)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert run(kernels, JITGRAD_EXECUTION="compile")["grad"] == expected
+    assert run(kernels, JITGRAD_EXECUTION="compile")["grad"] == expected
+
+
 def test_the_runtime_with_nowhere_to_cache_is_compiled_uncached(tmp_path):
     pkg = package_copy(tmp_path)
     (pkg / "jitgrad" / "__pycache__").write_text("")  # Numba cannot cache next to runtime.py

@@ -849,7 +849,7 @@ class _GradFunction:
             # interpreting adds up towards compiling it (one account per structure).
             if len(self._accounts) > MAX_SIGNATURES:
                 self._accounts.clear()
-            account = self._accounts.setdefault(_graph_structure(build.grad_graph), [0.0])
+            account = self._accounts.setdefault(_graph_structure(build.grad_graph), _Account())
             if defer:
                 kernel = _Tiered(build.grad_graph, upgrade, TIER_SECONDS * min(
                     1.0, TIER_START_SECONDS), account, price)
@@ -1047,16 +1047,25 @@ def compile_seconds(lines: int) -> float:
     return 0.1 + 4.4e-3 * lines + 3.8e-6 * lines * lines
 
 
+class _Account:
+    """The interpreted time of the signatures whose kernels have one structure (sizes of one
+    function), and the price of compiling their kernel once one of them has priced it."""
+
+    __slots__ = ("spent", "price")
+
+    def __init__(self):
+        self.spent, self.price = 0.0, None
+
+
 class _Tiered:
     """A signature's kernel in the interpreted tier (execution mode "auto"): it compiles once
-    the calls on its `account` (a one-element list of seconds, shared by the signatures whose
-    kernels have the same structure) have taken `threshold` seconds.  With `price`, the
-    threshold is a lower bound: crossing it asks `price()` for the real one (which generates the
-    kernel's source)."""
+    the calls on its `account` have taken `threshold` seconds.  With `price`, the threshold is a
+    lower bound: crossing it takes the account's price, or asks `price()` for it (which generates
+    the kernel's source; the others of the account generate theirs only to compile)."""
 
     __slots__ = ("run", "account", "upgrade", "threshold", "price")
 
-    def __init__(self, graph: Graph, upgrade, threshold: float, account: list, price=None):
+    def __init__(self, graph: Graph, upgrade, threshold: float, account: _Account, price=None):
         self.run, self.account, self.upgrade = _interpreted(graph), account, upgrade
         self.threshold, self.price = threshold, price
 
@@ -1064,15 +1073,23 @@ class _Tiered:
         start = time.perf_counter()
         out = self.run(*args)
         account = self.account
-        account[0] += time.perf_counter() - start
+        account.spent += time.perf_counter() - start
         TIERS["interpreted calls"] += 1
-        if account[0] >= self.threshold and self.price is not None:
-            price, self.price = self.price(), None
-            self.threshold = 0.0 if price is None else price
-        if account[0] >= self.threshold:
+        if account.spent >= self.threshold and self.price is not None:
+            if account.price is None:
+                account.price, self.price = _seconds(self.price()), None
+            self.threshold = account.price
+            if account.spent >= self.threshold and self.price is not None:
+                # Priced by another signature: this one's own price (its source) decides.
+                self.threshold, self.price = _seconds(self.price()), None
+        if account.spent >= self.threshold:
             self.threshold = math.inf  # once
             self.upgrade()
         return out
+
+
+def _seconds(price) -> float:
+    return 0.0 if price is None else price
 
 
 def _graph_structure(graph: Graph) -> tuple:

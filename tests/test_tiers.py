@@ -192,6 +192,23 @@ def test_sizes_that_share_a_kernel_share_the_time_towards_compiling_it(monkeypat
         numpy.testing.assert_allclose(grad, numpy.cos(x) - x * numpy.sin(x), rtol=1e-13)
 
 
+def test_a_structure_is_priced_once(monkeypatch, generated, loads):
+    # Calls "take" 0.15 s; compiling would take 100 s.  After the lower bound (0.5 s), one size
+    # generates its source to price the kernel; the other sizes take that price and generate
+    # nothing: a sweep of distinct signatures pays for codegen once, not per size.
+    import types
+
+    clock = iter(range(10**6))
+    monkeypatch.setattr(api, "time", types.SimpleNamespace(
+        perf_counter=lambda: 0.15 * next(clock)))
+    monkeypatch.setattr(api, "compile_seconds", lambda lines: 100.0)
+    with jitgrad.execution("auto"):
+        g = jitgrad.value_and_grad(sweep_loss)
+        for n in range(4, 14):
+            g(numpy.linspace(-1, 1, n))
+    assert len(generated) == 1 and not loads
+
+
 SCALE = 2.0
 
 

@@ -177,3 +177,47 @@ def test_misc_logsumexp():
     x = R(3, 4, key="m")
     numpy.testing.assert_allclose(misc.logsumexp(x, axis=1), sp.logsumexp(x, axis=1))
     check_grads(lambda a: np.sum(misc.logsumexp(a, axis=0) * numpy.arange(1.0, 5.0)), x)
+
+
+def _conv_reference(a, b, lo, size):
+    """The op's definition, summed term by term."""
+    out = numpy.zeros(a.shape[:1] + b.shape[:1] + tuple(size))
+    for p, q, d in numpy.ndindex(a.shape[0], b.shape[0], a.shape[1]):
+        full = ss.convolve(a[p, d], b[q, d], method="direct")
+        window = tuple(slice(lo_, lo_ + s) for lo_, s in zip(lo, size))
+        piece = full[window]
+        out[(p, q) + tuple(slice(0, s) for s in piece.shape)] += piece
+    return out
+
+
+# Each case picks one of _conv_numpy's plans (channels p, d, q; spatial sizes n, m; the window).
+PLANS = {
+    "windows": ((3, 2, 7, 6, 1), (4, 2, 3, 2, 1), (2, 1, 0), (5, 5, 1)),
+    "windows-padded": ((2, 1, 5, 4, 1), (3, 1, 3, 3, 1), (0, 0, 0), (7, 6, 1)),
+    "filter-offsets": ((3, 4, 6, 5, 1), (2, 4, 3, 2, 1), (0, 0, 0), (8, 6, 1)),
+    "output-offsets": ((2, 5, 6, 6, 1), (3, 5, 7, 5, 1), (5, 3, 0), (2, 2, 1)),
+    "swapped": ((2, 1, 2, 2, 2), (3, 1, 4, 3, 3), (1, 1, 1), (4, 3, 3)),
+}
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_convolution_plans_compute_the_definition(plan):
+    from jitgrad.scipy.signal import _conv_numpy, _conv_py
+
+    sa, sb, lo, size = PLANS[plan]
+    a, b = R(*sa, key=plan), R(*sb, key=plan)
+    ref = _conv_reference(a, b, lo, size)
+    numpy.testing.assert_allclose(_conv_numpy(a, b, lo, size), ref, rtol=1e-12, atol=1e-12)
+    out32 = _conv_py(a.astype(numpy.float32), b.astype(numpy.float32), list(lo), list(size))
+    assert out32.dtype == numpy.float32 and out32.flags.c_contiguous
+    numpy.testing.assert_allclose(out32, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_convolve_of_float32_and_complex():
+    a, b = R(5, 4, key="32").astype(numpy.float32), R(3, 2, key="32").astype(numpy.float32)
+    g = jitgrad.grad(lambda x, y: np.sum(convolve(x, y) ** 2))(a, b)
+    assert g.dtype == numpy.float32
+    numpy.testing.assert_allclose(g, jitgrad.grad(lambda x, y: np.sum(convolve(x, y) ** 2))(
+        a.astype(float), b.astype(float)), rtol=1e-4)
+    with pytest.raises(TracingError, match="dtype complex128: it convolves float64 and float32"):
+        jitgrad.grad(lambda x: np.real(np.sum(convolve(x * 1j, x * 1j))))(R(3))

@@ -11,8 +11,9 @@ with the function's name, module and `py_func`, which is all that code generatio
 dispatcher and puts each in place of its stand-in in the globals of the modules that hold it,
 since Numba resolves a kernel's globals when it compiles it.  The modules name Numba itself as
 `from jitgrad._jit import NUMBA as numba` (for the `numba.objmode` blocks of their kernels):
-`ready()` puts the module in place of that stand-in too, and an attribute read from it in Python
-(`numba.types`) imports Numba then.
+`ready()` puts the module in place of that stand-in too (and a module imported after it gets the
+module itself), and an attribute read from the stand-in in Python (`numba.types`) imports Numba
+then.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def njit(fun=None, **options):
 
 def ready() -> None:
     """Import Numba and put every lazy function's dispatcher in place (once per process)."""
-    global _READY
+    global _READY, NUMBA
     if _READY:
         return
     with _LOCK:
@@ -95,6 +96,7 @@ def ready() -> None:
                     namespace[key] = value._dispatcher
                 elif value is NUMBA:
                     namespace[key] = numba
+        NUMBA = numba  # for the modules imported from now on
         _READY = True
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _jit, ad, codegen, compile, forward, fuse, watch
 from .errors import ArgumentError, JitgradInternalError, JitgradWarning, TracingError
-from .interpret import Staged, evaluate
+from .interpret import Staged, evaluate, last_uses
 from .ir import Graph, verify
 from .control import Made, converted_call
 from .trace import Trace, Tracer, flatten, float_leaf, unflatten, user_frame
@@ -432,6 +432,7 @@ class _Build:
     wrt: tuple = ()  # the traced graph's differentiated inputs
     lifted: dict = None  # the kernel's sizes and constants by name (codegen.Lifted)
     note: str = ""  # the kernel's header line: what it computes, of what
+    too_long: bool = False  # its source passed MAX_KERNEL_LINES (and was not kept)
 
     def kernel_consts(self) -> list:
         """What the kernel takes after the inputs: the constants, then the lifted numbers (the
@@ -812,23 +813,25 @@ class _GradFunction:
             # only once interpreting has cost the least a kernel can be priced at, so a
             # signature called a few times (one size of a sweep) never pays for codegen.
             defer = mode == "auto" and not _jit.is_ready()
-            build = self._build(args, kwargs, key, generate=mode != "interpret" and not defer)
+            build = self._build(args, kwargs, key, generate=mode != "interpret" and not defer,
+                                max_lines=MAX_KERNEL_LINES)
 
             def price() -> float | None:
                 """How long to interpret before compiling: None (not at all: use the kernel at
                 once) or inf (never compile)."""
-                if build.source is None:
-                    self._generate(build)
-                    entry.consts = (*entry.consts[:-1], tuple(build.lifted.values()))
-                lines = build.source.count("\n")
-                if lines > MAX_KERNEL_LINES:
+                if build.source is None and not build.too_long:
+                    self._generate(build, MAX_KERNEL_LINES)
+                    if not build.too_long:
+                        entry.consts = (*entry.consts[:-1], tuple(build.lifted.values()))
+                if build.too_long:
                     # Numba's compile time grows faster than the source: a kernel this long
                     # would take minutes.  The interpreter runs the same IR at once.
-                    _warn_once(self.name, f"its kernel has {lines} lines of generated code, "
-                               f"which Numba would take minutes to compile, so it runs with "
-                               f"jitgrad's IR interpreter instead (set JITGRAD_MAX_KERNEL_LINES "
-                               f"above that to compile it)")
+                    _warn_once(self.name, f"its kernel has more than {MAX_KERNEL_LINES} lines "
+                               f"of generated code, which Numba would take minutes to compile, "
+                               f"so it runs with jitgrad's IR interpreter instead (set "
+                               f"JITGRAD_MAX_KERNEL_LINES higher to compile it)")
                     return math.inf
+                lines = build.source.count("\n")
                 if mode == "compile":
                     return None
                 if compile.is_cached(build.source):
@@ -882,7 +885,7 @@ class _GradFunction:
                     self._fast[k] = entry
             return entry
 
-    def _build(self, args, kwargs, key, generate=True) -> _Build:
+    def _build(self, args, kwargs, key, generate=True, max_lines=math.inf) -> _Build:
         graph, consts, wrt, watches, draws, out_tree = self._trace(args, kwargs)
         if self.kind == "value":  # a composition of derivatives, compiled as it is
             grad_graph, grad_consts = graph, consts
@@ -901,13 +904,19 @@ class _GradFunction:
         build = _Build(graph, grad_graph, grad_consts, None, watches, draws, out_tree, consts,
                        wrt, {}, note)
         if generate:
-            self._generate(build)
+            self._generate(build, max_lines)
         return build
 
     @staticmethod
-    def _generate(build: _Build) -> None:
-        """The kernel's source, and the numbers it reads from its `lifted` argument."""
-        build.source, lift = codegen.generate(fuse.schedule(build.grad_graph), note=build.note)
+    def _generate(build: _Build, max_lines=math.inf) -> None:
+        """The kernel's source, and the numbers it reads from its `lifted` argument; or, past
+        `max_lines`, neither (`build.too_long`)."""
+        try:
+            build.source, lift = codegen.generate(fuse.schedule(build.grad_graph),
+                                                  note=build.note, max_lines=max_lines)
+        except codegen.KernelTooLong:
+            build.too_long = True
+            return
         build.lifted = lift.names()
 
     def _trace(self, args, kwargs):
@@ -1111,9 +1120,10 @@ def _interpreted(graph: Graph):
     arrays, never an argument's memory; 0-d values as scalars).  It takes the compiled
     kernel's arguments: the inputs, the constants, and the lifted numbers, which it ignores."""
     n, m = len(graph.inputs), len(graph.inputs) + len(graph.consts)
+    frees = last_uses(graph)
 
     def kernel(*args):
-        out = evaluate(graph, list(args[:n]), list(args[n:m]))
+        out = evaluate(graph, list(args[:n]), list(args[n:m]), frees)
         return tuple(np.array(v) if np.ndim(v) else (v.item() if hasattr(v, "item") else v)
                      for v in out)
 

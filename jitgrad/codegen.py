@@ -312,18 +312,33 @@ _UNPACK = "    \x03"  # the line that names the lifted numbers, once they are al
 DECORATOR = '@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})'
 
 
+class KernelTooLong(Exception):
+    """The kernel's source would be longer than `generate`'s `max_lines`."""
+
+
+class _Budget:
+    """Lines written so far by a kernel's writers (its function and its regions' helpers)."""
+
+    def __init__(self, limit: float):
+        self.lines, self.limit = 0, limit
+
+
 class KernelWriter:
     """Writes one Numba function for a schedule; regions (loop bodies, branches) become helper
     functions of their own, appended to `helpers`."""
 
     def __init__(self, schedule: Schedule, helpers: list[str], counter, lift: Lifted,
-                 is_region=False):
+                 is_region=False, budget: _Budget | None = None):
         self.schedule, self.helpers, self.counter = schedule, helpers, counter
         self.lift, self.is_region = lift, is_region
+        self.budget = budget or _Budget(math.inf)
         self.lines: list[str] = []
 
     def out(self, indent: int, line: str) -> None:
         self.lines.append("    " * indent + line)
+        self.budget.lines += 1
+        if self.budget.lines > self.budget.limit:
+            raise KernelTooLong(self.budget.limit)
 
     def function(self, name: str) -> str:
         graph = self.schedule.graph
@@ -358,7 +373,7 @@ class KernelWriter:
 
         name = f"{prefix}_{next(self.counter)}"
         writer = KernelWriter(schedule(graph), self.helpers, self.counter, self.lift,
-                              is_region=True)
+                              is_region=True, budget=self.budget)
         self.helpers.append(writer.function(name))
         return name
 
@@ -785,23 +800,27 @@ def _ops(graph) -> list:
 
 
 def generate(schedule: Schedule, name: str = "kernel", note: str = "",
-             literal_sizes: bool | None = None) -> tuple[str, Lifted]:
+             literal_sizes: bool | None = None, max_lines: float = math.inf
+             ) -> tuple[str, Lifted]:
     """The Python source of a Numba kernel computing the schedule's graph, and the numbers it
     takes as its last argument, `lifted` (see `Lifted`; `literal_sizes`: spell them out,
-    default `$JITGRAD_LITERAL_SIZES`)."""
+    default `$JITGRAD_LITERAL_SIZES`).  Raises KernelTooLong as soon as the code passes
+    `max_lines` lines (the header not counted): a kernel too long to compile costs no more
+    than that to find out."""
     if literal_sizes is None:
         literal_sizes = os.environ.get("JITGRAD_LITERAL_SIZES", "") not in ("", "0")
     lift = Lifted(literal=literal_sizes)
-    graph_text = format_graph(schedule.graph)
     helpers: list[str] = []
     # The per-element walk recurses once per statement of an elementwise chain; an unrolled loop
     # makes chains thousands deep (Python-to-Python calls: no C stack is used).
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 10_000 + 10 * len(schedule.graph.stmts)))
     try:
-        main = KernelWriter(schedule, helpers, itertools.count(), lift).function(name)
+        main = KernelWriter(schedule, helpers, itertools.count(), lift,
+                            budget=_Budget(max_lines)).function(name)
     finally:
         sys.setrecursionlimit(limit)
+    graph_text = format_graph(schedule.graph)
     ops = _ops(schedule.graph)
     # The first two lines are fixed text (Python reads an encoding cookie there), and every
     # comment line is printable ASCII: a user's function name or note cannot become code.

@@ -11,20 +11,45 @@ from .primitives import MULTI
 from .trace import bind, bind_multi
 
 
-def evaluate(graph: Graph, inputs, consts) -> list:
+def evaluate(graph: Graph, inputs, consts, frees=None) -> list:
+    """The graph's outputs.  `frees` (from `last_uses`): drop each value after the statement
+    that reads it last, so that a long gradient holds only what its backward pass still needs
+    (without it, every intermediate lives to the end)."""
     env = dict(zip(graph.inputs, inputs))
     env.update(zip(graph.consts, consts))
 
     def read(a):
         return a.value if isinstance(a, Lit) else env[a]
 
-    for stmt in graph.stmts:
+    for i, stmt in enumerate(graph.stmts):
         if stmt.prim in MULTI:
             env.update(zip(stmt.outs, bind_multi(stmt.prim, *map(read, stmt.inputs),
                                                  **stmt.params)))
         else:
             env[stmt.out] = bind(stmt.prim, *map(read, stmt.inputs), **stmt.params)
+        if frees is not None:
+            for v in frees[i]:
+                del env[v]
     return [read(a) for a in graph.outputs]
+
+
+def last_uses(graph: Graph) -> list:
+    """For each statement, the values computed by statements that nothing reads after it (and
+    that are not outputs): what `evaluate` may drop once it has run."""
+    last = {}
+    for i, stmt in enumerate(graph.stmts):
+        for out in stmt.outs:
+            last[out] = i
+        for a in stmt.inputs:
+            if not isinstance(a, Lit) and a in last:
+                last[a] = i
+    for a in graph.outputs:
+        if not isinstance(a, Lit):
+            last.pop(a, None)
+    frees = [[] for _ in graph.stmts]
+    for v, i in last.items():
+        frees[i].append(v)
+    return frees
 
 
 class Staged:

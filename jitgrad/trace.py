@@ -49,6 +49,11 @@ class Trace:
         # not taken computes nothing: its NaNs cannot reach the gradient).
         self.captures = False
         self._keep: list = []
+        # For `concrete`, kept as statements are recorded: each variable's producing statement
+        # (its index in `stmts`), and the variables that depend on an input (never concrete).
+        self._producer: dict[Var, int] = {}
+        self._from_input: set[Var] = set()
+        self._const_value: dict[Var, object] = {}
 
     def __enter__(self) -> "Trace":
         _stack().append(self)
@@ -65,6 +70,7 @@ class Trace:
     def new_input(self, shape, dtype) -> "Tracer":
         var = self.new_var(shape, dtype)
         self.inputs.append(var)
+        self._from_input.add(var)
         return Tracer(self, var)
 
     def const(self, value, key=None) -> Var:
@@ -78,6 +84,7 @@ class Trace:
             self._const_ids[id(key)] = var
             self.consts.append(var)
             self.const_values.append(value)
+            self._const_value[var] = value
             self._keep.append(key)  # keeps id(key) from being reused
         return var
 
@@ -85,9 +92,9 @@ class Trace:
         """The value of `var` if it depends on constants only (arrays read from the user's scope,
         literals), else None.  The arrays it depends on are watched by content from now on, so a
         kernel that folded them is traced again when they change."""
-        needed, stack = {}, [var]
-        producers = {out: stmt for stmt in self.stmts for out in stmt.outs}
-        consts = dict(zip(self.consts, self.const_values))
+        if var in self._from_input:
+            return None
+        needed, stack, consts = {}, [var], self._const_value
         while stack:
             v = stack.pop()
             if v in needed or isinstance(v, Lit):
@@ -98,11 +105,12 @@ class Trace:
                     return None  # a tracer of an enclosing trace, or a random draw
                 needed[v] = None
                 continue
-            stmt = producers.get(v)
-            if stmt is None:
+            index = self._producer.get(v)
+            if index is None:
                 return None  # an input
+            stmt = self.stmts[index]
             for out in stmt.outs:
-                needed[out] = stmt
+                needed[out] = index
             stack.extend(stmt.inputs)
         from .watch import watch_content
         env = {}
@@ -110,7 +118,7 @@ class Trace:
             if v in consts:
                 watch_content(consts[v])
                 env[v] = consts[v]
-        order = [s for s in self.stmts if s.outs[0] in needed]
+        order = [self.stmts[i] for i in sorted({i for i in needed.values() if i is not None})]
         graph = Graph(tuple(), tuple(env), tuple(order), (var,), self.name)
         from .interpret import evaluate
         with _Suspended():
@@ -126,7 +134,13 @@ class Trace:
         except ShapeError as e:
             raise ShapeError(f"{e} (at {user_frame()})") from None
         outs = tuple(self.new_var(shape, dtype) for shape, dtype in types)
+        index = len(self.stmts)
         self.stmts.append(Stmt(prim, inputs, outs, params))
+        from_input = any(v in self._from_input for v in inputs if isinstance(v, Var))
+        for out in outs:
+            self._producer[out] = index
+            if from_input:
+                self._from_input.add(out)
         return outs
 
     def finish(self, outputs) -> Graph:

@@ -156,6 +156,8 @@ J = numpy.array([3, -4, 1])
 TRACED_INDEX = {
     "rows": lambda np, x, i: np.sum(x[i] ** 2 * 1.5),
     "pairs": lambda np, x, i: np.sum(np.sin(x[i, J]) * np.arange(6.0).reshape(2, 3)),
+    "pairs-one-shape": lambda np, x, i: np.sum(np.sin(x[i, (i * 3 + 1) % 4])
+                                               * np.arange(6.0).reshape(2, 3)),
     "columns": lambda np, x, i: np.sum(x[:, J] * x[:, i[0]]),
     "with-slice": lambda np, x, i: np.sum(x[i[1], 1:3] ** 3),
     "scalar": lambda np, x, i: np.sum(x[:, i[0, 1]] ** 2) + x[i[1, 0], i[0, 2]],

@@ -592,6 +592,10 @@ def _traced_offsets(shape, concrete, k, axis, index: Tracer):
     values = jnp.multiply(apply(_index_in_range, index.astype(_onp.int64), n=n), stride)
     if index.size == 1:  # broadcast as a scalar
         return jnp.reshape(values, ())
+    if len(concrete) == len(shape) and all(
+            isinstance(c, _onp.ndarray) and c.dtype.kind in "iu" and c.shape == index.shape
+            for c in concrete):
+        return values  # x[i, j] with i, j of one shape: element e of i lands at e
     probe_shape = list(shape)
     probe_shape[axis] = builtins.max(n, index.size)
     probe = list(concrete)

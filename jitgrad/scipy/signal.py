@@ -159,10 +159,11 @@ def _shape(x):
 
 @export("scipy.signal")
 def convolve(A, B, axes=None, dot_axes=((), ()), mode="full"):  # noqa: N803
-    """scipy.signal.convolve(A, B, mode) ("full", "valid", "same"), direct method, generalized as
-    in autograd: `axes=(A's axes, B's axes)` are convolved (all, by default), `dot_axes` are
-    summed over, and the result's axes are A's others, B's others, then the convolved ones.  At
-    most 3 convolved axes; real arrays."""
+    """scipy.signal.convolve(A, B, mode) ("full", "valid", "same"), generalized as in autograd:
+    `axes=(A's axes, B's axes)` are convolved (all, by default), `dot_axes` are summed over, and
+    the result's axes are A's others, B's others, then the convolved ones.  At most 3 convolved
+    axes; float64 or float32 arrays.  Computed with NumPy and BLAS (a matrix product of the
+    windows, or a loop over the smaller set of offsets), also inside compiled kernels."""
     if mode not in ("full", "valid", "same"):
         raise ValueError(f"scipy.signal.convolve: mode {mode!r}: it can be 'full', 'valid' or "
                          f"'same'")

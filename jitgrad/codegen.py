@@ -8,6 +8,8 @@ depends only on the outer loop indices is computed in the outer loop.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import itertools
 import math
 import os
@@ -34,6 +36,35 @@ CODE = {
     Prim.eq: "{0} == {1}", Prim.ne: "{0} != {1}",
     Prim.where: "{1} if {0} else {2}",
 }
+
+
+# Transcendental functions of float64 (and float32, through float64) that LLVM vectorises:
+# jitgrad/vecmath.py, within 1 ulp of NumPy (sigmoid-style code is exp and a division).  Scalar
+# libm calls keep a loop scalar.  JITGRAD_FAST_MATH=0 asks for libm (NumPy's own values).
+VECMATH = {Prim.exp: "exp", Prim.expm1: "expm1", Prim.log: "log", Prim.log1p: "log1p",
+           Prim.sin: "sin", Prim.cos: "cos", Prim.tanh: "tanh"}
+
+
+def vecmath_enabled() -> bool:
+    return os.environ.get("JITGRAD_FAST_MATH", "1").strip().lower() not in ("0", "false", "no")
+
+
+def _math_code(prim: Prim, x: str, dtype: np.dtype) -> str | None:
+    """`prim(x)` through vecmath, or None where libm is used (other dtypes, or turned off)."""
+    name = VECMATH.get(prim)
+    if name is None or dtype.kind != "f" or dtype.itemsize not in (4, 8) or not vecmath_enabled():
+        return None
+    if dtype.itemsize == 8:
+        return f"vecmath.{name}({x})"
+    return f"np.float32(vecmath.{name}(np.float64({x})))"
+
+
+@functools.lru_cache(maxsize=None)
+def _vecmath_fingerprint() -> str:
+    from . import vecmath
+
+    with open(vecmath.__file__, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
 def _pow_code(x: str, y, y_code: str, dtype) -> str:
@@ -265,6 +296,10 @@ class _LoopBody:
         if stmt.prim is Prim.convert:
             dtype = stmt.params["dtype"]
             return f"({args[0]} != 0)" if dtype.kind == "b" else f"{dtype_code(dtype)}({args[0]})"
+        if stmt.prim in VECMATH and stmt.inputs[0].dtype == stmt.out.dtype:
+            code = _math_code(stmt.prim, args[0], stmt.out.dtype)
+            if code is not None:
+                return code
         return CODE[stmt.prim].format(*args)
 
 
@@ -829,6 +864,9 @@ def generate(schedule: Schedule, name: str = "kernel", note: str = "",
               + "\n".join(map(_note, graph_text.splitlines())) + "\n")
     for op in ops:
         header += f"op {op.name}: implementation {op.fingerprint()}\n"
+    if any("vecmath." in f for f in helpers + [main]):
+        # Numba's cache of this file does not see vecmath's source change: the kernel's hash does.
+        header += f"vecmath: implementation {_vecmath_fingerprint()}\n"
     if lift.values():
         header += ("\nN<k> and F<k> are sizes and constants the kernel reads from its last "
                    "argument,\n`lifted`: one kernel serves every size.\n")
@@ -840,6 +878,8 @@ def generate(schedule: Schedule, name: str = "kernel", note: str = "",
     lines += [f"import {m} as {module_alias(m)}" for m in modules]
     if any("sum_add(" in f for f in helpers + [main]):
         lines.append("from jitgrad.runtime import sum_add")
+    if any("vecmath." in f for f in helpers + [main]):
+        lines.append("from jitgrad import vecmath")
     lines += ["", ""]
     code = "\n\n".join(helpers + [main])
     code = _NOTE.sub(lambda m: lift.comment(m.group(1)), code)

@@ -355,3 +355,45 @@ def test_limit_message_is_a_safe_literal(tmp_path):
     assert str(info.value).isascii() and str(info.value).isprintable()
     assert "\\xe9" in str(info.value) or "\\u00e9" in str(info.value)
 
+
+
+_EDGES = numpy.array([0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1e-300, -1e-300,
+                      1e-8, -1e-8, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0, 20.0, -20.0, 709.78, 709.79,
+                      -745.0, -746.0, 1e6, -1e6, 1.5e300, -1.5e300, 1.7976931348623157e308,
+                      -1.7976931348623157e308, numpy.inf, -numpy.inf, numpy.nan])
+_POINTS = numpy.concatenate([_EDGES, numpy.random.RandomState(5).standard_normal(200) * 30])
+
+
+def _ulps(actual, expected):
+    """Distance in units in the last place, 0 where both are the same inf or both nan."""
+    actual, expected = numpy.asarray(actual), numpy.asarray(expected)
+    same = (actual == expected) | (numpy.isnan(actual) & numpy.isnan(expected))
+    spacing = numpy.abs(numpy.spacing(numpy.where(numpy.isfinite(expected), expected, 1.0)))
+    with numpy.errstate(invalid="ignore"):
+        return numpy.where(same, 0.0, numpy.abs(actual - expected) / spacing)
+
+
+@pytest.mark.parametrize("fast_math", ["1", "0"])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_compiled_transcendentals_are_numpys_at_the_edges(monkeypatch, fast_math, dtype):
+    """Kernels compute exp, expm1, log, log1p, sin, cos and tanh with jitgrad.vecmath (loops that
+    vectorise) unless JITGRAD_FAST_MATH=0 asks for libm: either way within 2 ulp of NumPy, with
+    NumPy's values at 0, -0, denormals, overflow, the largest doubles, inf and nan."""
+    monkeypatch.setenv("JITGRAD_FAST_MATH", fast_math)
+    names = ["exp", "expm1", "log", "log1p", "sin", "cos", "tanh"]
+    with numpy.errstate(over="ignore"):
+        x = _POINTS.astype(dtype)
+
+    def f(x, w):  # the gradient with respect to w is every function's values: one kernel
+        return np.sum(w * np.stack([getattr(np, name)(x) for name in names]))
+
+    w = numpy.ones((len(names), x.size), dtype)
+    with numpy.errstate(all="ignore"):
+        expected = numpy.stack([getattr(numpy, name)(x) for name in names])
+    source = jitgrad.explain(f, x, w, argnum=1).source
+    assert ("vecmath.exp(" in source) == (fast_math == "1"), source
+    actual = grad(f, 1)(x, w)
+    assert actual.dtype == dtype
+    for name, a, e in zip(names, actual, expected):
+        ulps = _ulps(a, e)
+        assert ulps.max() <= 2, (name, dtype, ulps.max(), x[numpy.argmax(ulps)])

@@ -45,6 +45,9 @@ VECMATH = {Prim.exp: "exp", Prim.expm1: "expm1", Prim.log: "log", Prim.log1p: "l
            Prim.sin: "sin", Prim.cos: "cos", Prim.tanh: "tanh"}
 
 
+VECMATH_MAX_CALLS = int(os.environ.get("JITGRAD_VECMATH_MAX_CALLS", "24"))
+
+
 def vecmath_enabled() -> bool:
     return os.environ.get("JITGRAD_FAST_MATH", "1").strip().lower() not in ("0", "false", "no")
 
@@ -239,8 +242,9 @@ def _depth(index: tuple) -> int:
 class _LoopBody:
     """Writes one loop nest's per-element code, computing each (value, index) once."""
 
-    def __init__(self, schedule: Schedule, depth: int, lift: Lifted):
+    def __init__(self, schedule: Schedule, depth: int, lift: Lifted, budget=None):
         self.schedule, self.lift = schedule, lift
+        self.budget = budget if budget is not None else _Budget(math.inf)
         self.lines: list[list[str]] = [[] for _ in range(depth + 1)]
         self.memo: dict = {}
         self.names: dict[Var, int] = {}
@@ -280,6 +284,15 @@ class _LoopBody:
                 else self.value(a, _broadcast_index(index, stmt.out.shape, a.shape))
                 for n, a in enumerate(stmt.inputs)]
         depth = max((d for _, d in args), default=0)
+        inner = len(self.lines) - 1
+        if stmt.prim in VECMATH and depth == inner > 0 and self.budget.vecmath > 0 \
+                and stmt.inputs[0].dtype == stmt.out.dtype:
+            # Only in innermost loops (elsewhere nothing vectorises), and only so many a kernel:
+            # each inlined function costs LLVM about 10 ms, more in a long unrolled chain.
+            code = _math_code(stmt.prim, args[0][0], stmt.out.dtype)
+            if code is not None:
+                self.budget.vecmath -= 1
+                return self._assign(stmt.out, code, depth)
         return self._assign(stmt.out, self._expr(stmt, [e for e, _ in args]), depth)
 
     def _assign(self, var: Var, expr: str, depth: int) -> tuple[str, int]:
@@ -296,10 +309,6 @@ class _LoopBody:
         if stmt.prim is Prim.convert:
             dtype = stmt.params["dtype"]
             return f"({args[0]} != 0)" if dtype.kind == "b" else f"{dtype_code(dtype)}({args[0]})"
-        if stmt.prim in VECMATH and stmt.inputs[0].dtype == stmt.out.dtype:
-            code = _math_code(stmt.prim, args[0], stmt.out.dtype)
-            if code is not None:
-                return code
         return CODE[stmt.prim].format(*args)
 
 
@@ -347,6 +356,66 @@ _UNPACK = "    \x03"  # the line that names the lifted numbers, once they are al
 DECORATOR = '@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})'
 
 
+# Multi-core nests: a nest of at least PARALLEL_MIN_ELEMENTS iterations (a kernel generated for
+# such sizes) runs its rows in PARALLEL_CHUNKS chunks (fewer if it has fewer rows) with
+# numba.prange, each chunk's partial reductions combined after it, in chunk order.  The chunks
+# do not depend on the number of threads, so neither does the rounding of a result.
+PARALLEL_MIN_ELEMENTS = int(os.environ.get("JITGRAD_PARALLEL_MIN_ELEMENTS", "65536"))
+PARALLEL_CHUNKS = 32
+PARALLEL_DECORATOR = DECORATOR[:-1] + ", parallel=True)"
+
+
+def parallel_enabled() -> bool:
+    """JITGRAD_PARALLEL=0 turns multi-core nests off; so does a machine with one core, and a
+    Numba without a threading layer that is safe to call from several threads (workqueue)."""
+    if os.environ.get("JITGRAD_PARALLEL", "1").strip().lower() in ("0", "false", "no"):
+        return False
+    if os.environ.get("NUMBA_NUM_THREADS", "").strip() == "1":
+        return False
+    if os.environ.get("NUMBA_THREADING_LAYER", "").strip().lower() == "workqueue":
+        return False
+    return len(os.sched_getaffinity(0)) > 1 if hasattr(os, "sched_getaffinity") \
+        else (os.cpu_count() or 1) > 1
+
+
+def _parallel_nest(loop: Loop) -> bool:
+    """Can the nest run its rows (the outer axis) in chunks on several threads, and is it worth
+    it?  Every row must write only its own elements (stores, and reductions that keep the outer
+    axis) or reduce into per-chunk partials; a scatter (several rows adding into one element)
+    stays serial."""
+    space = loop.space
+    if len(space) == 0 or space[0] < 2 or math.prod(space) < PARALLEL_MIN_ELEMENTS:
+        return False
+    for sink in loop.sinks:
+        if sink.kind == "scatter" or (sink.kind == "store" and sink.var.ndim == 0):
+            return False
+        if sink.kind == "reduce" and sink.stmt.prim not in (Prim.reduce_sum, Prim.reduce_max,
+                                                               Prim.reduce_min):
+            return False
+    return parallel_enabled()
+
+
+class _Chunks:
+    """The chunks of a parallel nest: their names, and the code before and after it."""
+
+    def __init__(self, n: int, rows: int, lift: Lifted):
+        self.name, self.count, self.rows = f"c{n}", f"nc{n}", lift.size(rows)
+        self.setup: list[str] = []  # partials' allocations
+        self.combine: list[str] = []  # partials into results, chunk by chunk
+
+
+def _combine_code(var: Var, part: str, count: str, update: str) -> list[str]:
+    """`var` from its chunks' partials `part` (shape (chunks, *var.shape)), folded in order."""
+    if var.ndim == 0:
+        return [f"{var.name} = {part}[0]", f"for c in range(1, {count}):",
+                "    " + update.format(acc=var.name, v=f"{part}[c]")]
+    flat, parts = f"flat{var.id}", f"parts{var.id}"
+    return [f"{var.name} = {part}[0].copy()", f"{flat} = {var.name}.reshape(-1)",
+            f"{parts} = {part}.reshape(({count}, -1))", f"for c in range(1, {count}):",
+            f"    for j in range({parts}.shape[1]):",
+            "        " + update.format(acc=f"{flat}[j]", v=f"{parts}[c, j]")]
+
+
 class KernelTooLong(Exception):
     """The kernel's source would be longer than `generate`'s `max_lines`."""
 
@@ -356,6 +425,7 @@ class _Budget:
 
     def __init__(self, limit: float):
         self.lines, self.limit = 0, limit
+        self.vecmath = VECMATH_MAX_CALLS  # calls of vecmath the kernel may still inline
 
 
 class KernelWriter:
@@ -368,6 +438,8 @@ class KernelWriter:
         self.lift, self.is_region = lift, is_region
         self.budget = budget or _Budget(math.inf)
         self.lines: list[str] = []
+        self.chunks: _Chunks | None = None  # of the parallel nest being written
+        self.parallel = False  # has a parallel nest: compiled with parallel=True
 
     def out(self, indent: int, line: str) -> None:
         self.lines.append("    " * indent + line)
@@ -386,6 +458,8 @@ class KernelWriter:
             else:
                 self.call(step)
         self.out(1, "return (" + "".join(f"{r}, " for r in self.results()).rstrip(" ") + ")")
+        if self.parallel:
+            self.lines[0] = PARALLEL_DECORATOR
         return "\n".join(self.lines) + "\n"
 
     def _overwritten_buffers(self) -> set:
@@ -591,29 +665,53 @@ class KernelWriter:
         if plan is not None:
             return self.gather_loop(loop, *plan)
         space, k = loop.space, len(loop.space)
-        body = _LoopBody(self.schedule, k, self.lift)
+        body = _LoopBody(self.schedule, k, self.lift, self.budget)
         post: list[list[str]] = [[] for _ in range(k + 1)]
         index = tuple(f"i{d}" for d in range(k))
         described = []
+        self.chunks = _Chunks(next(self.counter), space[0], self.lift) \
+            if not self.is_region and _parallel_nest(loop) else None
         for sink in loop.sinks:
             described.append(self.sink(sink, body, post, index))
-        self.out(1, "# " + _note(f"loop over {space}: " + "; ".join(described)))
-        self.nest(body, post, [(0, n) for n in space])
+        chunks, self.chunks = self.chunks, None
+        if chunks is None:
+            self.out(1, "# " + _note(f"loop over {space}: " + "; ".join(described)))
+            self.nest(body, post, [(0, n) for n in space])
+            return
+        self.out(1, "# " + _note(f"loop over {space}, its rows in chunks on every thread: "
+                                 + "; ".join(described)))
+        self.parallel = True
+        c, n = chunks.name, chunks.count
+        self.out(1, f"{n} = min({chunks.rows}, {PARALLEL_CHUNKS})")
+        for line in chunks.setup:
+            self.out(1, line)
+        # The same chunks on one thread as on many (a forked child of a process that ran OpenMP
+        # must not start it again, and NUMBA_NUM_THREADS=1 asks for one): the same rounding.
+        self.out(1, "if runtime.threads_ok():")
+        rows = [(f"{c} * {chunks.rows} // {n}", f"({c} + 1) * {chunks.rows} // {n}")]
+        for head in (f"for {c} in numba.prange({n}):", f"for {c} in range({n}):"):
+            self.out(2, head)
+            self.nest(body, post, rows + [(0, m) for m in space[1:]], indent=3)
+            if "prange" in head:
+                self.out(1, "else:")
+        for line in chunks.combine:
+            self.out(1, line)
 
-    def nest(self, body: _LoopBody, post, bounds) -> None:
-        """Emit nested loops over `bounds` ((lo, hi) per axis) around the body's lines."""
+    def nest(self, body: _LoopBody, post, bounds, indent: int = 1) -> None:
+        """Emit nested loops over `bounds` ((lo, hi) per axis: sizes, or code) around the body's
+        lines."""
         k = len(bounds)
 
         def emit(d: int) -> None:
             for line in body.lines[d]:
-                self.out(1 + d, line)
+                self.out(indent + d, line)
             if d < k:
-                lo, hi = (self.lift.size(b) for b in bounds[d])
-                self.out(1 + d, f"for i{d} in range({hi}):" if lo == "0" else
+                lo, hi = (b if isinstance(b, str) else self.lift.size(b) for b in bounds[d])
+                self.out(indent + d, f"for i{d} in range({hi}):" if lo == "0" else
                          f"for i{d} in range({lo}, {hi}):")
                 emit(d + 1)
                 for line in post[d]:
-                    self.out(1 + d, line)
+                    self.out(indent + d, line)
 
         emit(0)
 
@@ -654,7 +752,7 @@ class KernelWriter:
                 for d, (lo, hi) in enumerate(segment))]
             if not active and not fresh:
                 continue
-            body = _LoopBody(self.schedule, k, self.lift)
+            body = _LoopBody(self.schedule, k, self.lift, self.budget)
             j = tuple(f"i{d}" for d in range(k))
             totals: dict[str, list[str]] = {}
             for sink in active:
@@ -722,7 +820,22 @@ class KernelWriter:
         out_index = [("0" if keepdims else None) if d in axes else index[d] for d in range(k)]
         out_index = [i for i in out_index if i is not None]
         r = k - len(axes)
-        if axes == tuple(range(r, k)):
+        chunks = self.chunks if 0 in axes else None
+        if chunks is not None:
+            # Over the rows of a parallel nest: one partial result per chunk, combined after it.
+            part = f"part{var.id}"
+            shape = shape_code((chunks.count,) + var.shape, self.lift)
+            chunks.setup.append(f"{part} = np.full({shape}, {init}, {dtype_code(dtype)})")
+            target = f"{part}[{', '.join([chunks.name] + out_index)}]"
+            if r == 0:  # every axis: a local accumulator per chunk
+                acc = f"acc{var.id}"
+                body.lines[0].append(f"{acc} = {init}")
+                body.lines[k].append(update.format(acc=acc, v=value))
+                post[0].append(f"{target} = {acc}")
+            else:
+                body.lines[k].append(update.format(acc=target, v=value))
+            chunks.combine += _combine_code(var, part, chunks.count, update)
+        elif axes == tuple(range(r, k)):
             # Reduced axes innermost: accumulate in a local, store once per outer element.
             acc = f"acc{var.id}"
             body.lines[r].append(f"{acc} = {init}")

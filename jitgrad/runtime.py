@@ -4,7 +4,13 @@ second of compile time; calling this already-compiled `matmul` costs a link.
 
 Only generated kernels import this module (after `_jit.ready()` has imported Numba)."""
 
+import ctypes
+import importlib
+import os
 import warnings
+
+import llvmlite.binding as llvm_binding
+from llvmlite import ir as llvm_ir
 
 import numba
 import numpy as np
@@ -43,3 +49,47 @@ def sum_add(typingctx, acc, v):
         return builder.fadd(a, b, flags=("reassoc", "contract"))
 
     return out(acc, v), codegen
+
+
+
+# Parallel nests (codegen's numba.prange) ask `threads_ok()` first, and run their chunks on the
+# calling thread when it says no: in a child forked from a process that has used GNU OpenMP
+# (starting its threads again would abort the child), and where Numba has no threading layer
+# that may be entered from several threads at once (workqueue).  The flag is a C int that
+# kernels read by its symbol's name, so that they stay cacheable (a pointer would not be).
+def _layer_is_threadsafe() -> bool:
+    layer = numba.config.THREADING_LAYER
+    if layer == "workqueue":
+        return False
+    for pool in ("tbbpool", "omppool"):
+        try:
+            importlib.import_module(f"numba.np.ufunc.{pool}")
+            return True
+        except ImportError:
+            continue
+    return False
+
+
+_THREADS_OK = ctypes.c_int(int(_layer_is_threadsafe()))
+llvm_binding.add_symbol("jitgrad_threads_ok", ctypes.addressof(_THREADS_OK))
+
+
+def _no_threads_after_fork():
+    _THREADS_OK.value = 0
+
+
+os.register_at_fork(after_in_child=_no_threads_after_fork)
+
+
+@intrinsic
+def threads_ok(typingctx):
+    """May this call of a kernel start Numba's threads (a parallel nest's prange)?"""
+    def codegen(context, builder, sig, args):
+        flag = builder.module.globals.get("jitgrad_threads_ok")
+        if flag is None:
+            flag = llvm_ir.GlobalVariable(builder.module, llvm_ir.IntType(32),
+                                          "jitgrad_threads_ok")
+            flag.linkage = "external"
+        return builder.icmp_signed("!=", builder.load(flag), llvm_ir.Constant(flag.type.pointee, 0))
+
+    return nbtypes.boolean(), codegen

@@ -1,0 +1,119 @@
+"""Multi-core nests (codegen's numba.prange over chunks of rows): the same values as the serial
+kernels up to the reordering of sums, bit for bit the same on one thread as on several, and safe
+in a process forked from one that has run them."""
+
+import os
+import subprocess
+import sys
+
+import numba
+import numpy
+import pytest
+
+import jitgrad
+import jitgrad.numpy as np
+from jitgrad import codegen
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def small_threshold(monkeypatch):
+    """Parallel nests from 64 iterations on, so that small arrays (cheap compiles) take them."""
+    monkeypatch.setattr(codegen, "PARALLEL_MIN_ELEMENTS", 64)
+    monkeypatch.delenv("JITGRAD_PARALLEL", raising=False)
+    if not codegen.parallel_enabled():
+        pytest.skip("one core: no parallel nests")
+
+
+# Every kind of sink a parallel nest has: stores, a sum and a max over everything, sums over the
+# rows into an array (per-chunk partials), sums that keep the rows, keepdims, integer counts.
+FUNCTIONS = {
+    "store-and-sum": lambda x: np.sum(np.sin(x) * np.exp(-x * x) + np.log1p(x * x)),
+    "axis-0": lambda x: np.sum(np.sum(np.tanh(x), axis=0) ** 2) + np.max(x),
+    "axis-1": lambda x: np.sum(np.log(np.sum(np.exp(x), axis=1))),
+    "keepdims": lambda x: np.sum(x / np.sum(x * x, axis=0, keepdims=True)),
+    "max-min": lambda x: np.max(x * x) - np.min(np.cos(x)) + np.sum(np.maximum(x, 0.1)),
+}
+
+
+def _value_and_grad(fun, x):
+    """A new kernel each time: kernels are kept per function (and outlive option changes)."""
+    return jitgrad.value_and_grad(lambda x: fun(x))(x)
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_parallel_kernels_are_the_serial_ones(small_threshold, monkeypatch, name):
+    fun = FUNCTIONS[name]
+    x = numpy.random.RandomState(3).uniform(0.5, 1.5, (67, 5))  # 67 rows: uneven chunks
+    source = jitgrad.explain(fun, x).source
+    assert "numba.prange" in source and "parallel=True" in source, source
+    value, grad = _value_and_grad(fun, x)
+    monkeypatch.setenv("JITGRAD_PARALLEL", "0")
+    serial_source = jitgrad.explain(fun, x).source
+    assert "prange" not in serial_source and "parallel=True" not in serial_source
+    serial_value, serial_grad = _value_and_grad(fun, x)
+    with jitgrad.execution("interpret"):
+        reference = _value_and_grad(fun, x)
+    for v, g in ((serial_value, serial_grad), reference):  # equal up to the sums' rounding
+        numpy.testing.assert_allclose(value, v, rtol=1e-13)
+        numpy.testing.assert_allclose(grad, g, rtol=1e-12, atol=1e-14 * abs(g).max())
+
+
+def test_one_thread_gives_the_same_bits(small_threshold):
+    """The chunks do not depend on the thread count, so neither does any rounding."""
+    fun = FUNCTIONS["axis-0"]
+    x = numpy.random.RandomState(4).standard_normal((200, 3))
+    many = _value_and_grad(fun, x)
+    saved = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = _value_and_grad(fun, x)
+    finally:
+        numba.set_num_threads(saved)
+    assert many[0] == one[0] and numpy.array_equal(many[1], one[1])
+
+
+def test_small_problems_keep_their_serial_kernels():
+    x = numpy.ones(1000)
+    source = jitgrad.explain(FUNCTIONS["store-and-sum"], x).source
+    assert "prange" not in source and "parallel=True" not in source
+
+
+def test_a_scatter_nest_stays_serial(small_threshold):
+    """Rosenbrock's slices scatter into shifted elements: rows must not run concurrently."""
+    def rosenbrock(x):
+        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    x = numpy.linspace(-1, 1, 500)
+    value, grad = _value_and_grad(rosenbrock, x)
+    with jitgrad.execution("interpret"):
+        expected = _value_and_grad(rosenbrock, x)
+    numpy.testing.assert_allclose(grad, expected[1], rtol=1e-12)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_forked_child_runs_parallel_kernels_on_one_thread():
+    """GNU OpenMP aborts a forked child that starts its threads again: the child runs the same
+    chunks serially, and gets the same bits."""
+    code = """
+import os, numpy, jitgrad, jitgrad.numpy as np
+from jitgrad import codegen
+codegen.PARALLEL_MIN_ELEMENTS = 64
+g = jitgrad.grad(lambda x: np.sum(np.sin(x) ** 2))
+x = numpy.linspace(0, 1, 5000)
+with jitgrad.execution("compile"):
+    assert "prange" in jitgrad.explain(lambda x: np.sum(np.sin(x) ** 2), x).source
+    a = g(x)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if numpy.array_equal(a, g(x)) else 3)
+    print(os.waitpid(pid, 0)[1])
+"""
+    if not codegen.parallel_enabled():
+        pytest.skip("one core: no parallel nests")
+    env = {k: v for k, v in os.environ.items() if k != "JITGRAD_PARALLEL"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0", out.stdout + out.stderr

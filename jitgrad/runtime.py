@@ -51,17 +51,19 @@ def sum_add(typingctx, acc, v):
     return out(acc, v), codegen
 
 
-
 # Parallel nests (codegen's numba.prange) ask `threads_ok()` first, and run their chunks on the
-# calling thread when it says no: in a child forked from a process that has used GNU OpenMP
-# (starting its threads again would abort the child), and where Numba has no threading layer
-# that may be entered from several threads at once (workqueue).  The flag is a C int that
+# calling thread when it says no: in every forked child (one forked from a process that has used
+# GNU OpenMP would abort when it starts them again), and where the threading layer Numba would
+# pick may not be entered from several threads at once (workqueue).  The flag is a C int that
 # kernels read by its symbol's name, so that they stay cacheable (a pointer would not be).
+# The thread-safe layers Numba may pick, by its setting (NUMBA_THREADING_LAYER).
+_SAFE_LAYERS = {"default": ("tbbpool", "omppool"), "threadsafe": ("tbbpool", "omppool"),
+                "tbb": ("tbbpool",), "omp": ("omppool",), "safe": ("tbbpool",),
+                "forksafe": ("tbbpool",)}
+
+
 def _layer_is_threadsafe() -> bool:
-    layer = numba.config.THREADING_LAYER
-    if layer == "workqueue":
-        return False
-    for pool in ("tbbpool", "omppool"):
+    for pool in _SAFE_LAYERS.get(str(numba.config.THREADING_LAYER).lower(), ()):
         try:
             importlib.import_module(f"numba.np.ufunc.{pool}")
             return True

@@ -80,6 +80,26 @@ def test_small_problems_keep_their_serial_kernels():
     assert "prange" not in source and "parallel=True" not in source
 
 
+@pytest.mark.parametrize("env", [{"JITGRAD_PARALLEL": "0"}, {"NUMBA_NUM_THREADS": "1"},
+                                 {"NUMBA_THREADING_LAYER": "workqueue"}])
+def test_settings_that_turn_parallel_nests_off(small_threshold, monkeypatch, env):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    source = jitgrad.explain(FUNCTIONS["axis-1"], numpy.ones((100, 4))).source
+    assert "prange" not in source and "parallel=True" not in source
+
+
+def test_the_workqueue_layer_is_not_entered_from_kernels():
+    """workqueue must not be entered by two threads at once: kernels compiled for another
+    setting then run their chunks on the calling thread."""
+    code = ("from jitgrad import _jit; _jit.ready(); from jitgrad import runtime; "
+            "print(runtime._THREADS_OK.value)")
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.strip() == "0", out.stdout + out.stderr
+
+
 def test_a_scatter_nest_stays_serial(small_threshold):
     """Rosenbrock's slices scatter into shifted elements: rows must not run concurrently."""
     def rosenbrock(x):

@@ -58,23 +58,36 @@ def _cast(x, dtype):
 
 
 @_jit.njit(cache=True, nogil=True)
+def _dot_dense_b(a, b, out):
+    """out = a @ b, `a` dense; `b` (any strides) copied dense in the order that reads its memory
+    row by row, C-ordered or F-ordered (BLAS takes either)."""
+    if b.strides[1] <= b.strides[0]:
+        _onp.dot(a, _onp.ascontiguousarray(b), out)
+    else:
+        _onp.dot(a, _onp.ascontiguousarray(b.T).T, out)
+
+
+@_jit.njit(cache=True, nogil=True)
+def _dot_any(a, b, out):
+    """out = a @ b for 2-D operands of any strides (slices of transposed stacks)."""
+    if a.strides[1] <= a.strides[0]:
+        _dot_dense_b(_onp.ascontiguousarray(a), b, out)
+    else:
+        _dot_dense_b(_onp.ascontiguousarray(a.T).T, b, out)
+
+
+@_jit.njit(cache=True, nogil=True)
 def _batched_matmul_kernel(a, b, ta, tb):
-    a = _onp.ascontiguousarray(a)
-    b = _onp.ascontiguousarray(b)
     n = a.shape[2] if ta else a.shape[1]
     m = b.shape[1] if tb else b.shape[2]
     out = _onp.zeros((a.shape[0], n, m), a.dtype)
     if a.shape[1] == 0 or a.shape[2] == 0 or n == 0 or m == 0:
         return out
-    for i in range(a.shape[0]):  # the transposes are F-ordered views: BLAS reads them as such
-        if ta and tb:
-            _onp.dot(a[i].T, b[i].T, out[i])
-        elif ta:
-            _onp.dot(a[i].T, b[i], out[i])
-        elif tb:
-            _onp.dot(a[i], b[i].T, out[i])
-        else:
-            _onp.dot(a[i], b[i], out[i])
+    # Each matrix is copied dense on its own, reading memory in the order it lies in: a stack
+    # that is a transposed view (einsum's operands) is strided along its last axis, and a copy
+    # of the whole stack in C order would read one element per cache line.
+    for i in range(a.shape[0]):
+        _dot_any(a[i].T if ta else a[i], b[i].T if tb else b[i], out[i])
     return out
 
 

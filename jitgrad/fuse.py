@@ -123,6 +123,17 @@ def schedule(graph: Graph) -> Schedule:
                 view_candidates.add(a)
             else:
                 needed.add(a)
+    # A costly value read broadcast over a space at least BROADCAST_STORE times its size would be
+    # recomputed at every element it is broadcast to (exp(q) of a (K, d) parameter against
+    # (n, K, d) data: n times each): it is stored once instead, in a nest of its own.
+    for stmt in graph.stmts:
+        if stmt.prim not in ELEMENTWISE and stmt.prim is not Prim.broadcast_to:
+            continue
+        size = _size(stmt.outs[0].shape)
+        for a in stmt.inputs:
+            if isinstance(a, Var) and _size(a.shape) * BROADCAST_STORE <= size \
+                    and producers.get(a) is not None and producers[a].prim in COSTLY:
+                needed.add(a)
     # A value needed in memory that is a unit-dim reshape (a vector made a column for a matrix
     # product, a column made a vector for the gradient) is a reshape of its stored source: the
     # source keeps the shape of the elementwise work around it, and so fuses with it.
@@ -224,6 +235,21 @@ def schedule(graph: Graph) -> Schedule:
         steps[target].sinks.append(sink)
         made_at[out] = target
     return Schedule(graph, allocations + steps, materialized, producers)
+
+
+BROADCAST_STORE = 8
+# Elementwise statements that cost more to recompute than to load (transcendental functions,
+# divisions, powers, an op's scalar function).
+COSTLY = {Prim.exp, Prim.log, Prim.log1p, Prim.expm1, Prim.sqrt, Prim.sin, Prim.cos, Prim.tan,
+          Prim.tanh, Prim.sinh, Prim.cosh, Prim.arcsin, Prim.arccos, Prim.arctan, Prim.div,
+          Prim.pow, Prim.elementwise}
+
+
+def _size(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 def _same_element_reads(roots, space, materialized, producers) -> set:

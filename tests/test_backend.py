@@ -97,3 +97,24 @@ def test_elementwise_chain_is_one_fused_loop():
     assert len(loops) == 1, b.source
     # exp(-x*x) is shared by the value and the gradient: computed once per element.
     assert b.source.count("vecmath.exp(") == 1, b.source
+
+
+def test_a_costly_value_broadcast_over_a_larger_space_is_computed_once_per_element():
+    """exp(q) of a (5, 10) parameter against (200, 5, 10) data (ADBench's GMM) is stored once,
+    in a nest of its own, not recomputed 200 times in the big nest; a cheap one stays fused."""
+    xc = numpy.random.RandomState(0).standard_normal((200, 5, 10))
+    q = numpy.random.RandomState(1).standard_normal((5, 10)) * 0.1
+
+    def f(q):
+        return jnp.sum((jnp.exp(q) * xc) ** 2) + jnp.sum((q * 2.0 + xc) ** 2)
+
+    source = jitgrad.explain(f, q).source
+    nests = source.split("# loop over ")[1:]
+    big = [n for n in nests if n.startswith("(") and n.count(",") and "N" in n.split(")")[0]
+           and len(n.split(")")[0].split(",")) == 3]
+    assert big and all("exp(" not in n for n in big), source
+    assert sum("exp(" in n for n in nests) >= 1, source
+    g = jitgrad.grad(f)(q)
+    expected = 2 * (numpy.exp(q) * xc) * xc * numpy.exp(q)
+    expected = expected.sum(axis=0) + (2 * (q * 2.0 + xc) * 2.0).sum(axis=0)
+    numpy.testing.assert_allclose(g, expected, rtol=1e-12)

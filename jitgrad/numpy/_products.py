@@ -83,12 +83,28 @@ def _batched_matmul_kernel(a, b, ta, tb):
     out = _onp.zeros((a.shape[0], n, m), a.dtype)
     if a.shape[1] == 0 or a.shape[2] == 0 or n == 0 or m == 0:
         return out
-    # Each matrix is copied dense on its own, reading memory in the order it lies in: a stack
-    # that is a transposed view (einsum's operands) is strided along its last axis, and a copy
-    # of the whole stack in C order would read one element per cache line.
+    if a.flags.c_contiguous and b.flags.c_contiguous:
+        _contiguous_products(_onp.ascontiguousarray(a), _onp.ascontiguousarray(b), ta, tb, out)
+        return out
+    # A stack that is a transposed view (einsum's operands) is strided along its last axis: a
+    # copy of the whole stack in C order would read one element per cache line.  Each matrix is
+    # copied dense on its own instead, reading memory in the order it lies in.
     for i in range(a.shape[0]):
         _dot_any(a[i].T if ta else a[i], b[i].T if tb else b[i], out[i])
     return out
+
+
+@_jit.njit(cache=True, nogil=True)
+def _contiguous_products(a, b, ta, tb, out):
+    for i in range(a.shape[0]):  # the transposes are F-ordered views: BLAS reads them as such
+        if ta and tb:
+            _onp.dot(a[i].T, b[i].T, out[i])
+        elif ta:
+            _onp.dot(a[i].T, b[i], out[i])
+        elif tb:
+            _onp.dot(a[i], b[i].T, out[i])
+        else:
+            _onp.dot(a[i], b[i], out[i])
 
 
 def _bmm_numpy(a, b, ta, tb):

@@ -688,12 +688,13 @@ class KernelWriter:
         # The same chunks on one thread as on many (a forked child of a process that ran OpenMP
         # must not start it again, and NUMBA_NUM_THREADS=1 asks for one): the same rounding.
         self.out(1, "if runtime.threads_ok():")
-        rows = [(f"{c} * {chunks.rows} // {n}", f"({c} + 1) * {chunks.rows} // {n}")]
-        for head in (f"for {c} in numba.prange({n}):", f"for {c} in range({n}):"):
-            self.out(2, head)
-            self.nest(body, post, rows + [(0, m) for m in space[1:]], indent=3)
-            if "prange" in head:
-                self.out(1, "else:")
+        bounds = [(f"{c} * {chunks.rows} // {n}", f"({c} + 1) * {chunks.rows} // {n}")]
+        bounds += [(0, m) for m in space[1:]]
+        self.out(2, f"for {c} in numba.prange({n}):")
+        self.nest(body, post, bounds, indent=3)
+        self.out(1, "else:")
+        self.out(2, f"for {c} in range({n}):")
+        self.nest(body, post, bounds, indent=3)
         for line in chunks.combine:
             self.out(1, line)
 
@@ -977,7 +978,8 @@ def generate(schedule: Schedule, name: str = "kernel", note: str = "",
               + "\n".join(map(_note, graph_text.splitlines())) + "\n")
     for op in ops:
         header += f"op {op.name}: implementation {op.fingerprint()}\n"
-    if any("vecmath." in f for f in helpers + [main]):
+    uses_vecmath = any("vecmath." in f for f in helpers + [main])
+    if uses_vecmath:
         # Numba's cache of this file does not see vecmath's source change: the kernel's hash does.
         header += f"vecmath: implementation {_vecmath_fingerprint()}\n"
     if lift.values():
@@ -991,7 +993,7 @@ def generate(schedule: Schedule, name: str = "kernel", note: str = "",
     lines += [f"import {m} as {module_alias(m)}" for m in modules]
     if any("sum_add(" in f for f in helpers + [main]):
         lines.append("from jitgrad.runtime import sum_add")
-    if any("vecmath." in f for f in helpers + [main]):
+    if uses_vecmath:
         lines.append("from jitgrad import vecmath")
     lines += ["", ""]
     code = "\n\n".join(helpers + [main])

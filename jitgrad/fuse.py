@@ -17,6 +17,7 @@ reshapes, allocations) is a `call` step between nests.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .ir import Graph, Stmt, Var
@@ -129,9 +130,9 @@ def schedule(graph: Graph) -> Schedule:
     for stmt in graph.stmts:
         if stmt.prim not in ELEMENTWISE and stmt.prim is not Prim.broadcast_to:
             continue
-        size = _size(stmt.outs[0].shape)
+        size = math.prod(stmt.outs[0].shape)
         for a in stmt.inputs:
-            if isinstance(a, Var) and _size(a.shape) * BROADCAST_STORE <= size \
+            if isinstance(a, Var) and math.prod(a.shape) * BROADCAST_STORE <= size \
                     and producers.get(a) is not None and producers[a].prim in COSTLY:
                 needed.add(a)
     # A value needed in memory that is a unit-dim reshape (a vector made a column for a matrix
@@ -243,13 +244,6 @@ BROADCAST_STORE = 8
 COSTLY = {Prim.exp, Prim.log, Prim.log1p, Prim.expm1, Prim.sqrt, Prim.sin, Prim.cos, Prim.tan,
           Prim.tanh, Prim.sinh, Prim.cosh, Prim.arcsin, Prim.arccos, Prim.arctan, Prim.div,
           Prim.pow, Prim.elementwise}
-
-
-def _size(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _same_element_reads(roots, space, materialized, producers) -> set:

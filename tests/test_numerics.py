@@ -356,7 +356,6 @@ def test_limit_message_is_a_safe_literal(tmp_path):
     assert "\\xe9" in str(info.value) or "\\u00e9" in str(info.value)
 
 
-
 _EDGES = numpy.array([0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1e-300, -1e-300,
                       1e-8, -1e-8, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0, 20.0, -20.0, 709.78, 709.79,
                       -745.0, -746.0, 1e6, -1e6, 1.5e300, -1.5e300, 1.7976931348623157e308,

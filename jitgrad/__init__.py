@@ -8,7 +8,7 @@ The pipeline, one module per stage:
 
 from . import numpy  # noqa: F401  (registers jitgrad.numpy, which tracers dispatch to)
 from .api import (Explanation, elementwise_grad, execution, explain, grad, hessian,
-                  hessian_vector_product, holomorphic_grad, jacobian, jit_grad, make_vjp,
+                  hessian_vector_product, holomorphic_grad, jacobian, jit, jit_grad, make_vjp,
                   tier_stats, value_and_grad)
 from .compile import clear_cache
 from .operators import (checkpoint, deriv, grad_and_aux, grad_named, hessian_tensor_product,
@@ -20,7 +20,7 @@ from .errors import (ArgumentError, JitgradError, JitgradInternalError, JitgradW
 
 
 __version__ = "0.1.0"
-__all__ = ["grad", "value_and_grad", "jit_grad", "elementwise_grad", "jacobian", "hessian",
+__all__ = ["grad", "value_and_grad", "jit_grad", "jit", "elementwise_grad", "jacobian", "hessian",
            "hessian_vector_product", "holomorphic_grad", "make_vjp", "explain", "Explanation",
            "while_loop", "fori_loop", "cond", "clear_cache", "execution", "tier_stats", "make_jvp",
            "jvp", "make_jvp_reversemode", "deriv", "make_hvp", "hessian_tensor_product",

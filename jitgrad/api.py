@@ -102,6 +102,21 @@ def jit_grad(fun=None, *, argnum=0):
     return grad(fun, argnum)
 
 
+def jit(fun):
+    """`fun` compiled as it is, without derivatives: traced once per input signature (as `grad`
+    keys it: shapes, dtypes, argument structure, values of non-array arguments), fused and
+    compiled into one kernel, cached and reused like a gradient's.  It returns what `fun`
+    returns: arrays and numbers, in tuples, lists and dicts.  For an objective's time next to
+    its gradient's, or a model's forward pass.
+
+    >>> import jitgrad.numpy as np
+    >>> f = jit(lambda x, y: (np.sum(np.sin(x) * y), x * 2.0))
+    >>> f(np.array([0.0, 1.0]), 2.0)
+    (1.682941969615793, array([0., 2.]))
+    """
+    return _GradFunction(fun, (), with_value=False, kind="value", api="jit").function()
+
+
 def make_vjp(fun, argnum=0):
     """autograd's `make_vjp`: `make_vjp(f, argnum)(*args)` returns `(vjp, f(*args))`, where
     `vjp(g)` is the vector-Jacobian product for an output cotangent `g` (compiled once per
@@ -553,12 +568,14 @@ class _Entries(collections.OrderedDict):
 
 
 class _GradFunction:
-    def __init__(self, fun, argnum, with_value: bool, kind: str = "grad", cache=None):
+    def __init__(self, fun, argnum, with_value: bool, kind: str = "grad", cache=None,
+                 api: str = "grad"):
         """`cache`: (owner, tag) to keep the kernels with another function's (a composition
-        made afresh from the same user function finds them again)."""
-        self.kind = kind
+        made afresh from the same user function finds them again).  `api`: the public
+        function's name, for messages."""
+        self.kind, self.api = kind, api
         if not callable(fun):
-            raise ArgumentError(f"grad: expected a function, got {type(fun).__name__}")
+            raise ArgumentError(f"{api}: expected a function, got {type(fun).__name__}")
         self.fun, self.argnum, self.with_value = fun, argnum, with_value
         if isinstance(argnum, (tuple, list)):
             self.argnums = tuple(argnum)
@@ -582,6 +599,8 @@ class _GradFunction:
         self._fast_ok = self.argnums == (0,) and self.kind == "grad"
 
     def __repr__(self) -> str:
+        if self.api == "jit":
+            return f"<jitgrad jit of {self.name}>"
         kind = "value_and_grad" if self.with_value else "grad"
         return f"<jitgrad {kind} of {self.name}, argnum={self.argnum}>"
 
@@ -901,6 +920,8 @@ class _GradFunction:
                 "jvp": "value and Jacobian-vector product"}.get(
             self.kind, "value and gradient")
         note = f"{kind} of {self.name} with respect to argnum={self.argnum}"
+        if self.api == "jit":
+            note = f"values of {self.name}, compiled by jit"
         build = _Build(graph, grad_graph, grad_consts, None, watches, draws, out_tree, consts,
                        wrt, {}, note)
         if generate:
@@ -973,7 +994,8 @@ class _GradFunction:
             tree_out = self.kind in ("vjp", "value", "jvp")
             out_tree = flatten(out, outs) if tree_out else None
             if tree_out and not outs:
-                raise TracingError(f"make_vjp of {self.name}: {self.name} returned no arrays")
+                what = "jit" if self.api == "jit" else "make_vjp"
+                raise TracingError(f"{what} of {self.name}: {self.name} returned no arrays")
             for leaf in outs if tree_out else [out]:
                 _check_output(leaf, self.name, scalar=not tree_out,
                               complex_ok=self.kind != "grad")

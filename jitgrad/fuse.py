@@ -126,14 +126,20 @@ def schedule(graph: Graph) -> Schedule:
                 needed.add(a)
     # A costly value read broadcast over a space at least BROADCAST_STORE times its size would be
     # recomputed at every element it is broadcast to (exp(q) of a (K, d) parameter against
-    # (n, K, d) data: n times each): it is stored once instead, in a nest of its own.
+    # (n, K, d) data: n times each; a log-sum-exp's weight, exp and division, against the d
+    # coordinates of each point): it is stored once instead.  Costly: computed element by
+    # element with a costly statement somewhere in the tree below it.
+    costly: set[Var] = set()
     for stmt in graph.stmts:
+        if not fusible(stmt):
+            continue
+        if stmt.prim in COSTLY or any(a in costly for a in stmt.inputs if isinstance(a, Var)):
+            costly.add(stmt.out)
         if stmt.prim not in ELEMENTWISE and stmt.prim is not Prim.broadcast_to:
             continue
         size = math.prod(stmt.outs[0].shape)
         for a in stmt.inputs:
-            if isinstance(a, Var) and math.prod(a.shape) * BROADCAST_STORE <= size \
-                    and producers.get(a) is not None and producers[a].prim in COSTLY:
+            if isinstance(a, Var) and a in costly and math.prod(a.shape) * BROADCAST_STORE <= size:
                 needed.add(a)
     # A value needed in memory that is a unit-dim reshape (a vector made a column for a matrix
     # product, a column made a vector for the gradient) is a reshape of its stored source: the

@@ -117,3 +117,26 @@ def test_a_costly_value_broadcast_over_a_larger_space_is_computed_once_per_eleme
     expected = 2 * (numpy.exp(q) * xc) * xc * numpy.exp(q)
     expected = expected.sum(axis=0) + (2 * (q * 2.0 + xc) * 2.0).sum(axis=0)
     numpy.testing.assert_allclose(g, expected, rtol=1e-12)
+
+
+def test_a_value_with_a_costly_tree_broadcast_over_a_larger_space_is_stored_once():
+    """A log-sum-exp's weight, exp(a - m) / s (a product over the costly statements, made a
+    column by a reshape), broadcast over the d coordinates of each point in the gradient (the
+    GMM's): computed once per (point, component), not once per coordinate."""
+    x = numpy.random.RandomState(0).standard_normal((300, 4, 10))
+
+    def f(w):
+        a = jnp.sum((x - w) ** 2, axis=2)  # (300, 4)
+        m = jnp.max(a, axis=1, keepdims=True)
+        return jnp.sum(jnp.log(jnp.sum(jnp.exp(a - m), axis=1)) + m[:, 0])
+
+    w = numpy.random.RandomState(1).standard_normal((4, 10)) * 0.1
+    source = jitgrad.explain(f, w).source
+    nests = source.split("# loop over ")[1:]
+    big = [n for n in nests if n[:n.index(")")].count(",") == 2]
+    assert len(big) >= 2 and all("exp(" not in n and " / " not in n for n in big), source
+    a = ((x - w) ** 2).sum(axis=2)
+    p = numpy.exp(a - a.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    expected = (-2 * (x - w) * p[:, :, None]).sum(axis=0)
+    numpy.testing.assert_allclose(jitgrad.grad(f)(w), expected, rtol=1e-12)

@@ -244,3 +244,16 @@ def test_integer_operands_compiled():
     expected[0, 0, 0] = numpy.sum(k @ numpy.ones((4, 2)) + (k[0] @ k[1].T)[0, 0])
     expected[1, 0, 0] = numpy.sum(k @ numpy.swapaxes(k, 1, 2))
     numpy.testing.assert_allclose(g, expected)
+
+
+XC = R(10, 3, 16)
+
+
+def test_einsum_makes_the_product_whose_rows_the_output_reads_along():
+    """einsum("kij,nkj->nki", L, xc), ADBench's GMM: out[n, k, :] = L_k xc[n, k], computed per k
+    as xc_k L_k^T (rows n, columns i) so that the output, read along i, reads the product along
+    its rows; L_k xc_k^T would leave i as the product's row index, read with a stride of n."""
+    ir = jitgrad.explain(lambda L: np.sum(np.einsum("kij,nkj->nki", L, XC) ** 2),
+                         R(3, 4, 16)).ir
+    (product,) = [s for s in ir.stmts if "batched_matmul" in str(s)]
+    assert product.out.shape == (3, 10, 4), ir

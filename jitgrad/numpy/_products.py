@@ -557,8 +557,17 @@ def _arrange(x, lx, order):
     return reshape(x, tuple(next(it) if c in lx else 1 for c in order))
 
 
-def _contract(a, la, b, lb, keep, sizes):
-    """The einsum of two operands, keeping the letters in `keep`: (result, its letters)."""
+def _contract(a, la, b, lb, keep, sizes, want=""):
+    """The einsum of two operands, keeping the letters in `keep`: (result, its letters).
+    `want`: the order the result is read in, if known (the einsum's output)."""
+    fa = [c for c in la if c not in lb]
+    fb = [c for c in lb if c not in la]
+    last = [c for c in want if c in fa or c in fb][-1:]
+    if fa and fb and last and last[0] in fa:
+        # The product's rows come from `a` and its columns from `b`: with the output's innermost
+        # letter among b's, the output is read along the product's rows, contiguously (einsum
+        # "kij,nkj->nki" as x_k L_k^T, not L_k x_k^T read transposed).
+        a, la, b, lb = b, lb, a, la
     batch = [c for c in la if c in lb and c in keep]
     contr = [c for c in la if c in lb and c not in keep]
     fa = [c for c in la if c not in lb]
@@ -628,7 +637,7 @@ def einsum(subscripts, *operands, optimize=False, dtype=None, **unsupported):
         keep = set(out).union(*(set(o[1]) for o in ops[i + 1:]))
         x, lx = _sum_letters(x, lx, set(lx) - keep - set(lb))
         b, lb = _sum_letters(b, lb, set(lb) - keep - set(lx))
-        x, lx = _contract(x, lx, b, lb, keep, sizes)
+        x, lx = _contract(x, lx, b, lb, keep, sizes, out if i == len(ops) - 1 else "")
     x, lx = _sum_letters(x, lx, set(lx) - set(out))
     x = _arrange(x, lx, out)
     x = broadcast_to(x, tuple(sizes[c] for c in out))

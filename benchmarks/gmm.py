@@ -672,9 +672,12 @@ def _build_jitgrad(data, objective):
         logsumexp, note = _jitgrad_logsumexp()
     else:
         logsumexp, note = None, ""
-    vg = jitgrad.value_and_grad(loss(jnp, data, logsumexp, objective), argnum=0)
+    f = loss(jnp, data, logsumexp, objective)
+    vg = jitgrad.value_and_grad(f, argnum=0)
     arg = data["arg"]
-    return (lambda: vg(arg)), None, _identity, note
+    # The objective alone: the same function compiled without derivatives (jitgrad.jit).
+    obj = jitgrad.jit(f) if hasattr(jitgrad, "jit") else None
+    return (lambda: vg(arg)), (obj and (lambda: obj(arg))), _identity, note
 
 
 def build_jitgrad(data):
@@ -731,12 +734,12 @@ def max_rel_error(out, ref):
     return max(math.inf if math.isnan(e) else e for e in errs)
 
 
-def time_per_call(call, target_s, repeats, t_first=None):
+def time_per_call(call, target_s, repeats):
     """(median, min) seconds per call over `repeats` loops of at least `target_s` each (one call
-    each when a call takes longer).  The caller has made the first call already; one more call
-    sizes the loop, unless the first (`t_first`) already took over a second: then every repeat
-    is one call.  The garbage collector stays on but is emptied before each repeat."""
-    t1 = t_first if t_first is not None and t_first > 1.0 else _loop(call, 1)
+    each when a call takes longer).  The caller has made the first call already (which may have
+    compiled: it says nothing of the next); one more call sizes the loop.  The garbage collector
+    stays on but is emptied before each repeat."""
+    t1 = _loop(call, 1)
     n = max(1, math.ceil(target_s / max(t1, 1e-9)))
     if n > 1:  # re-estimate on a short loop: the single call may have been slow
         m = max(1, n // 10)
@@ -803,11 +806,13 @@ def run_contender(name, data, ref, args) -> Cell:
             )
             return cell
         # A wrong answer is still timed, and flagged: hiding it would hide the bug.
-        cell.vg_s, cell.vg_min_s = time_per_call(vg, args.target, args.repeats, cell.first_call_s)
+        cell.vg_s, cell.vg_min_s = time_per_call(vg, args.target, args.repeats)
         if obj is not None:
-            t0 = time.perf_counter()
-            obj()
-            cell.obj_s, _ = time_per_call(obj, args.target, args.repeats, time.perf_counter() - t0)
+            value = float(obj())
+            if not abs(value - ref[0]) <= RTOL * abs(ref[0]):
+                cell.status = "mismatch"
+                cell.note = "; ".join(filter(None, [cell.note, f"objective {value!r}"]))
+            cell.obj_s, _ = time_per_call(obj, args.target, args.repeats)
     except Exception as e:  # noqa: BLE001
         cell.status = "error"
         cell.note = "; ".join(filter(None, [cell.note, _first_line(e)]))

@@ -12,9 +12,12 @@ For each function, on n float64 elements, the best of `repeats` runs of:
   kernel could carry; measured here, not set by jitgrad);
 - **NumPy**: the ufunc, into a preallocated output (sigmoid: `1 / (1 + np.exp(-x))`);
 
-then the chain `sin(x) * exp(x) + log1p(x * x)` each way, and each function's maximum error in
-ulp against NumPy (sigmoid: against 80-bit long double) on n random points, half over the
-whole float64 range (log-uniform, both signs), half over the timed inputs.
+pow likewise, on pairs (x, y): its libm loop `out[i] = x[i] ** y[i]` (libm's pow), its NumPy
+`np.power`.  Then the chain `sin(x) * exp(x) + log1p(x * x)` each way, and each function's
+maximum error in ulp against NumPy (sigmoid: against 80-bit long double) on n random points, half
+over the whole float64 range (log-uniform, both signs), half over the timed inputs (pow: half
+with x log-uniform over the positive range and y such that y log(x) is uniform over [-746, 710],
+results from below the denormals to beyond overflow).
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ _INPUTS = {  # name: (timed inputs, as text; a function of (rng, n))
     "cos": ("U(-100, 100)", lambda rng, n: rng.uniform(-100, 100, n)),
     "tanh": ("U(-5, 5)", lambda rng, n: rng.uniform(-5, 5, n)),
     "sigmoid": ("U(-20, 20)", lambda rng, n: rng.uniform(-20, 20, n)),
+}
+_PAIRS = {  # name: (timed inputs, as text; a function of (rng, n) giving x and y)
+    "pow": ("x logU(1e-3, 1e3), y U(-10, 10)",
+            lambda rng, n: (numpy.exp(rng.uniform(-6.9, 6.9, n)), rng.uniform(-10, 10, n))),
 }
 
 
@@ -86,11 +93,34 @@ def _loops(numba, vm):
     def libm_sigmoid(x):
         return 1.0 / (1.0 + numpy.exp(-x))
 
+    def loop2(f):
+        @numba.njit(error_model="numpy")
+        def run(x, y, out):
+            for i in range(x.size):
+                out[i] = f(x[i], y[i])
+
+        return run
+
+    def loop2_512(f):
+        @numba.njit(error_model="numpy")
+        def run(x, y, out):
+            wide()
+            for i in range(x.size):
+                out[i] = f(x[i], y[i])
+
+        return run
+
+    @numba.njit
+    def libm_pow(x, y):
+        return x**y  # llvm.pow: a call of libm's pow
+
     out = {}
     for name in _INPUTS:
         libm = libm_sigmoid if name == "sigmoid" else getattr(numpy, name)
         out[name] = (loop(libm), loop(getattr(vm, name)), loop512(getattr(vm, name)),
                      _ufunc(name))
+    out["pow"] = (loop2(libm_pow), loop2(vm.pow), loop2_512(vm.pow),
+                  lambda x, y, out: numpy.power(x, y, out=out))
 
     @numba.njit
     def chain_libm(x, out):
@@ -115,14 +145,14 @@ def _loops(numba, vm):
     return out
 
 
-def _best(f, x, out, repeats) -> float:
-    f(x, out)  # compiled, and the pages of out touched
+def _best(f, args, out, repeats) -> float:
+    f(*args, out)  # compiled, and the pages of out touched
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        f(x, out)
+        f(*args, out)
         best = min(best, time.perf_counter() - start)
-    return best / x.size * 1e9
+    return best / out.size * 1e9
 
 
 def _ulps(a, b) -> int:
@@ -134,6 +164,19 @@ def _ulps(a, b) -> int:
         d = numpy.minimum(d, numpy.uint64(0) - d)
     d = numpy.where(numpy.isnan(a) | numpy.isnan(b), numpy.uint64(2**62), d)
     return int(numpy.where(numpy.isnan(a) & numpy.isnan(b), numpy.uint64(0), d).max())
+
+
+def _max_error_pow(loop, rng, n) -> int:
+    tiny, big = numpy.log(5e-324), numpy.log(1.7976931348623157e308)
+    wide = numpy.exp(rng.uniform(tiny, big, n // 2))
+    with numpy.errstate(divide="ignore"):
+        wide_y = rng.uniform(-746.0, 710.0, n // 2) / numpy.log(wide)
+    x, y = _PAIRS["pow"][1](rng, n - n // 2)
+    x, y = numpy.concatenate([wide, x]), numpy.concatenate([wide_y, y])
+    got = numpy.empty_like(x)
+    loop(x, y, got)
+    with numpy.errstate(all="ignore"):
+        return _ulps(got, numpy.power(x, y))
 
 
 def _max_error(name, loop, rng, n) -> int:
@@ -171,15 +214,22 @@ def main(argv=None):
     rng = numpy.random.default_rng(0)
     out = numpy.empty(args.n)
     for name, (libm, vec, vec512, ufunc) in _loops(numba, vm).items():
-        text, make = _INPUTS.get(name, ("U(-10, 10)", lambda rng, n: rng.uniform(-10, 10, n)))
-        x = make(rng, args.n)
-        ns = [_best(f, x, out, args.repeats) for f in (libm, vec, vec512, ufunc)]
-        error = _max_error(name, vec, rng, args.n) if name in _INPUTS else "-"
+        if name in _PAIRS:
+            text, make = _PAIRS[name]
+            inputs = make(rng, args.n)
+            error = _max_error_pow(vec, rng, args.n)
+        else:
+            text, make = _INPUTS.get(name, ("U(-10, 10)",
+                                            lambda rng, n: rng.uniform(-10, 10, n)))
+            inputs = (make(rng, args.n),)
+            error = _max_error(name, vec, rng, args.n) if name in _INPUTS else "-"
+        ns = [_best(f, inputs, out, args.repeats) for f in (libm, vec, vec512, ufunc)]
         cells = " | ".join(f"{t:.2f} ns" for t in ns)
         print(f"| {name} | {text} | {cells} | {ns[0] / ns[1]:.1f}x | {error} |", flush=True)
     print()
     print("max ulp: against NumPy's float64 result (sigmoid: 80-bit long double), on n points: "
-          "half log-uniform over the whole float64 range, both signs, half like the inputs.")
+          "half log-uniform over the whole float64 range, both signs (pow: x > 0, y log(x) "
+          "over [-746, 710]), half like the inputs.")
 
 
 if __name__ == "__main__":

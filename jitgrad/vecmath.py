@@ -1,5 +1,5 @@
-"""float64 `exp`, `expm1`, `log`, `log1p`, `sin`, `cos`, `tanh` and `sigmoid` for Numba kernels,
-written so that LLVM vectorises a loop that calls them.
+"""float64 `exp`, `expm1`, `log`, `log1p`, `sin`, `cos`, `tanh`, `sigmoid` and `pow` for Numba
+kernels, written so that LLVM vectorises a loop that calls them.
 
 Numba lowers `np.exp(x[i])` to a call of the scalar libm function, and a loop with a call in it
 stays scalar (there is no SVML in llvmlite).  Here each function is arithmetic and selects only:
@@ -14,8 +14,9 @@ or two longer than a minimax fit would need, so that every coefficient is plainl
 Measured on tests/test_vecmath.py's points (1.1 to 1.9 million a function: log-uniform over
 the whole float64 range, both signs, over the function's working range, and dense at its hard
 spots: near 0, the overflow and underflow thresholds, denormals, 1 and -1, sqrt(2) times powers
-of 2, every 7th multiple of pi/2 below 2**20 and its neighbours), against NumPy 2.4's float64
-result and against 80-bit `np.longdouble` rounded to float64 (the "true" result, within 2**-64):
+of 2, every 7th multiple of pi/2 below 2**20 and its neighbours; pow on 1.05 million (x, y)
+pairs, described below), against NumPy 2.4's float64 result and against 80-bit `np.longdouble`
+rounded to float64 (the "true" result, within 2**-64):
 
 | function | max ulp vs NumPy | max ulp vs true | ns/element, 1M elements (libm loop, NumPy) |
 | --- | --- | --- | --- |
@@ -26,10 +27,31 @@ result and against 80-bit `np.longdouble` rounded to float64 (the "true" result,
 | sin, cos | 1 | 1 | 2.0 (14, 14) |
 | tanh | 1 | 1 | 2.5 (12, 1.4) |
 | sigmoid | - | 2 | 1.8 (4.1 for 1 / (1 + np.exp(-x)) in a loop, 2.0 as NumPy ufuncs) |
+| pow | 1 | 1 | 6.1 (10.5 for x ** y in a loop, 2.2: NumPy's pow is SIMD, with tables) |
 
 (A Numba loop on this 2-core AVX-512 machine; `python -m benchmarks.vecmath` prints the table.
-The tests assert 2 ulp.  There is no `pow`: exp(y log x) needs log in double-double to stay
-within a few ulp for large y log x.)
+The tests assert 2 ulp.)
+
+pow(x, y) is e**(y log x), and y log x is as large as 745 where the result is still a float, so
+an error e in log x makes one of 745 e in the result: log and exp are carried in double-double,
+table-free (the design of SLEEF's xpow).  log(abs(x)) = k ln 2 + 2 atanh(s), s = f / (2 + f) as
+in log, with s, s**2, s**3 and the series' terms in 2/3 and 2/5 as double-doubles (the errors of
+their products by `_fma`, LLVM's llvm.fma, always fused), within 2**-67 of log x; y log x is a
+double-double too (an FMA), and its low part is added to exp's reduced argument r, whose
+1 + r + r**2/2 is summed exactly, so that the result is rounded about once (a denormal twice, to
+53 bits and then to its ulp).  Measured on pairs with x log-uniform over the positive floats and
+y log x uniform over [-746, 710] (the results from below the denormals to beyond overflow), x
+near 1 with y up to 2**64, x at the ends of log's reduction, negative x with integer y, small
+integer y over the whole range of x, everyday and arbitrary pairs and the edge values: within
+0.62 ulp of the true value.  The special cases are C99's and NumPy's, chosen by selects at the
+end: pow(x, +-0) = 1 and pow(1, y) = 1 even for nan, pow(-1, +-inf) = 1, a negative finite x
+with a non-integer y gives nan, an odd integer y (below 2**53; beyond, every float is even)
+keeps the sign of x, of -0 and -inf too, +-0 and +-inf give 0 or inf by the sign of y, and
+overflow and underflow give inf and 0 (or denormals) with that sign.  NumPy's result exactly at
+every edge value, but for pow(MAX, 0.5): sqrt(MAX) is 2**-110 below the midpoint of 2**512 and
+the float below it, where pow gives 2**512.  pow costs about 4 exps: about 160 instructions for
+4 lanes (no division but one); with 512-bit vectors, 4.1 ns.  Without FMA hardware, llvm.fma is
+libm's fma on each lane: right, but slow.
 
 sin and cos reduce x by pi/2 in four parts (three of 33 bits, so that n * part is exact for
 n < 2**20, and a fourth of 53), carrying the reduced argument as a double-double: within 1 ulp
@@ -43,7 +65,8 @@ no lane is (one test per vector).
 Edge values are NumPy's exactly: exp(-740) is a denormal, exp(710) = inf, log(0) = -inf,
 log(-1) = nan, log1p(-1) = -inf, log1p(-2) = nan, and sin, expm1, log1p, tanh keep the sign of
 -0.  No function uses fastmath's nnan/ninf flags; `contract` (fused multiply-add) is on: every
-product whose rounding the algorithms rely on is exact, so a fused one gives the same result.
+product whose rounding the algorithms rely on is exact, so a fused one gives the same result
+(and pow's exact products are FMAs by `_fma`, fused whatever `contract` does).
 
 The functions are `jitgrad._jit.njit` stand-ins, made into dispatchers by `jitgrad._jit.ready()`
 (which also makes the intrinsics: importing this module does not import Numba).  A kernel calls
@@ -69,7 +92,8 @@ from fractions import Fraction
 
 from . import _jit
 
-__all__ = ["cos", "exp", "expm1", "log", "log1p", "logistic", "sigmoid", "sin", "tanh"]
+__all__ = ["cos", "exp", "expm1", "log", "log1p", "logistic", "pow", "sigmoid", "sin",
+           "tanh"]
 
 # error_model="numpy": a division by zero gives inf instead of raising, so no function has an
 # exception path (which would keep a calling loop scalar).
@@ -142,6 +166,18 @@ def _lambert(terms: int) -> tuple:
 # tanh on abs(a) < 0.55: the convergent of 8 terms is within 2**-60 of tanh.
 _TANH_S, _TANH_Q = _lambert(8)
 
+# pow's log(1 + f) = 2 atanh(s) = 2s + s**3 (2/3 + 2/5 z + z**2 _POW_T(z)), z = s**2,
+# abs(s) <= 0.1716, with 2/3 and 2/5 as double-doubles: _POW_T(z) = sum 2 z**(n - 3) / (2n + 1),
+# n = 3..12 (the first term left out, n = 13, is below 2**-70 of the result).
+_POW_C3_HI, _POW_C3_LO = _split(Fraction(2, 3), 53, 2)
+_POW_C5_HI, _POW_C5_LO = _split(Fraction(2, 5), 53, 2)
+_POW_T = tuple(float(Fraction(2, 2 * n + 1)) for n in range(3, 13))
+# pow's polynomials by even and odd coefficients (two Horner chains in x**2, half as long)
+_POW_T_EVEN, _POW_T_ODD = _POW_T[0::2], _POW_T[1::2]
+_EXP_C_EVEN, _EXP_C_ODD = _EXP_Q[1::2], _EXP_Q[2::2]  # e**r = 1 + r + r**2/2 + r**3 _EXP_C(r)
+_TWO52 = 4503599627370496.0  # 2**52: from here on every float is an integer
+_TWO53 = 9007199254740992.0  # 2**53: from here on every float is an even integer
+
 
 # ------------------------------------------------------------------------------------------------
 # Intrinsics: a float's bits as an int64 and back, libm's sin and cos behind a vector ABI
@@ -207,6 +243,28 @@ def _float():
         return types.float64(i), codegen
 
     return _float
+
+
+@_intrinsic
+def _fma():
+    """`_fma(a, b, c)`: a * b + c rounded once, LLVM's `llvm.fma` (one instruction on a machine
+    with FMA, vectorised like a product; without FMA, a call of libm's fma on each lane).
+    Unlike `contract`, which lets LLVM fuse a product when it likes, this is always fused: the
+    error of a product a * b is then exactly `_fma(a, b, -(a * b))`."""
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _fma(typingctx, a, b, c):
+        if not a == b == c == types.float64:
+            return None
+
+        def codegen(context, builder, sig, args):
+            return builder.fma(*args)
+
+        return types.float64(a, b, c), codegen
+
+    return _fma
 
 
 @_intrinsic
@@ -558,3 +616,108 @@ def sigmoid(x):
 
 
 logistic = sigmoid
+
+
+# ------------------------------------------------------------------------------------------------
+# pow
+# ------------------------------------------------------------------------------------------------
+
+
+@_jit.njit(**_OPTIONS)
+def _log_dd(ax):
+    """hi, lo with hi + lo = log(ax) within 2**-67 of it (relative; measured 2**-67.4), for a
+    positive finite ax (denormals too); abs(lo) below 2**-42 abs(hi), not rounded into it."""
+    _inline()
+    k, f = _log_parts(ax)
+    # s = f / (2 + f) as a double-double s + sl: 2 + f = d + dl exactly (a fast two-sum), s the
+    # quotient to about an ulp, sl = (f - s (d + dl)) / d, the residual f - s d by an FMA.
+    d = 2.0 + f
+    dl = (2.0 - d) + f
+    inv = 1.0 / d
+    s = f * inv
+    sl = (_fma(-s, d, f) - s * dl) * inv
+    # z + zl = (s + sl)**2, and P = 2/3 + 2/5 z + z**2 _POW_T(z) as ph + pl: the z**2 term is
+    # below 2**-11 of P, so that only it is a plain double; the others are summed by fast
+    # two-sums (2/3 > abs(b), abs(a) > abs(t)) with their errors kept
+    z = s * s
+    zl = _fma(s, s, -z) + 2.0 * s * sl
+    z2 = z * z
+    t = z2 * (_horner(z2, _POW_T_EVEN) + z * _horner(z2, _POW_T_ODD))
+    a = z * _POW_C5_HI
+    ae = _fma(z, _POW_C5_HI, -a)  # a + ae = z * _POW_C5_HI exactly
+    b = a + t
+    ph = _POW_C3_HI + b
+    pl = ((b - (ph - _POW_C3_HI)) + (t - (b - a))) + (
+        ae + (_POW_C3_LO + (z * _POW_C5_LO + zl * _POW_C5_HI)))
+    # (s + sl)**3 = q + ql, and the odd terms' sum (s + sl)**3 P = th + tl
+    q = s * z
+    ql = _fma(s, z, -q) + (sl * z + s * zl)
+    th = q * ph
+    tl = _fma(q, ph, -th) + (q * pl + ql * ph)
+    # k ln 2 + 2s + th, by fast two-sums (abs(k ln 2) >= ln 2 > abs(2s) unless k = 0, and th is
+    # below 2**-6 of the sum), their errors kept with the small terms
+    kf = float(k)
+    kh = kf * _LN2_HI  # exact
+    s2 = 2.0 * s
+    h1 = kh + s2
+    e1 = s2 - (h1 - kh)
+    h2 = h1 + th
+    e2 = th - (h2 - h1)
+    return h2, (e1 + e2) + ((kf * _LN2_LO + 2.0 * sl) + tl)
+
+
+@_jit.njit(**_OPTIONS)
+def _exp_dd(hi, lo):
+    """e**(hi + lo) for a double-double hi + lo (abs(lo) below 2**-42 abs(hi)), within about 0.6
+    ulp: lo is added to the reduced argument, and 1 + r + r**2/2 summed exactly, so that the
+    result is rounded about once (a denormal twice: to 53 bits, then to its own ulp)."""
+    _inline()
+    x = _clamp(hi, -746.0, 710.0)  # beyond, 0 or inf all the same; a nan passes
+    lo = lo if x == hi else 0.0  # clamped (or nan): lo may be anything, inf or nan too
+    t = x * _INV_LN2 + _SHIFT
+    k = _bits(t) - _bits(_SHIFT)
+    kf = t - _SHIFT
+    h = x - kf * _LN2_HI  # exact: Sterbenz, and kf * _LN2_HI is exact
+    c = lo - kf * _LN2_LO  # below 2**-31
+    r = h + c  # a fast two-sum: exact when abs(h) >= abs(c), within 2**-84 when not
+    rl = c - (r - h)
+    # e**(r + rl) = e**r (1 + rl) = 1 + r + r**2/2 + r**3 C(r) + rl (1 + r), to 2**-57, with
+    # 1 + r and r**2 exact (a fast two-sum and an FMA), so that only terms below 2**-7 of the
+    # result are rounded before the last sum
+    r2 = r * r
+    r2e = _fma(r, r, -r2)
+    cube = r * r2 * (_horner(r2, _EXP_C_EVEN) + r * _horner(r2, _EXP_C_ODD))
+    one = 1.0 + r
+    oe = (1.0 - one) + r
+    p = one + (0.5 * r2 + (oe + (0.5 * r2e + (cube + (rl + rl * r)))))
+    half = k >> 1  # 2**k in two normal factors, as in exp
+    return p * _pow2(half) * _pow2(k - half)
+
+
+@_jit.njit(**_OPTIONS)
+def pow(x, y):  # noqa: A001 (numpy.power's name in math and C)
+    """x**y, within 1 ulp (0.62 measured; see the module docstring), with C99's and NumPy's
+    special cases: pow(x, +-0) = 1 and pow(1, y) = 1 even for a nan, pow(-1, +-inf) = 1, a
+    negative finite x with a non-integer y gives nan, and an odd integer y keeps the sign of x
+    (of a zero and of -inf too)."""
+    _inline()
+    x = float(x) * 1.0  # an int or a float32 too (whose float() is a float32 in Numba)
+    y = float(y) * 1.0
+    ax = abs(x)
+    hi, lo = _log_dd(ax)  # nonsense for ax = 0, inf or nan
+    hi = -_INF if ax == 0.0 else hi  # so that y hi is +-inf (and y = 0 gives nan, replaced below)
+    hi = _INF if ax == _INF else hi
+    ph = y * hi  # y log(ax) = ph + pl, the product's error by an FMA
+    pl = _fma(y, hi, -ph) + y * lo
+    res = _exp_dd(ph, pl)
+    # y an integer, and odd?  Below 2**52, ay + 2**52 rounds ay to an integer, whose parity is the
+    # last bit; from 2**52 every float is an integer (inf too, an even one), from 2**53 an even one.
+    ay = abs(y)
+    large = ay >= _TWO52
+    r = ay if large else ay + _TWO52
+    integer = large | (r - _TWO52 == ay)
+    odd = integer & (ay < _TWO53) & ((_bits(r) & 1) == 1)
+    res = -res if (_bits(x) < 0) & odd else res  # x negative, -0 and -inf too
+    res = _NAN if (x < 0.0) & (x > -_INF) & (not integer) else res
+    res = x + y if math.isnan(x) | math.isnan(y) else res
+    return 1.0 if (x == 1.0) | (y == 0.0) | ((x == -1.0) & (ay == _INF)) else res

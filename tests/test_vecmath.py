@@ -2,7 +2,7 @@
 and dense at its hard spots, within 2 ulp (and within 2 ulp of 80-bit `np.longdouble`, the
 "true" value); NumPy's result exactly at the edge values (the sign of zero, nan, inf,
 denormals, the overflow thresholds); random floats from hypothesis; and the loops that call
-them, from this module, vectorised."""
+them, from this module, vectorised.  pow likewise, on (x, y) pairs."""
 
 import re
 import subprocess
@@ -74,10 +74,21 @@ def _loop(f):
     return loop
 
 
+def _loop2(f):
+    @numba.njit
+    def loop(x, y):
+        out = np.empty_like(x)
+        for i in range(x.size):
+            out[i] = f(x[i], y[i])
+        return out
+
+    return loop
+
+
 @pytest.fixture(scope="module")
 def loops():
     jitgrad._jit.ready()  # vm.exp etc. are Numba dispatchers from here on
-    return {name: _loop(getattr(vm, name)) for name in FUNCTIONS}
+    return {**{name: _loop(getattr(vm, name)) for name in FUNCTIONS}, "pow": _loop2(vm.pow)}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -216,6 +227,10 @@ def test_documented_cases():
         assert np.signbit(f(-0.0)) and f(-0.0) == 0.0
     assert vm.logistic is vm.sigmoid
     assert vm.sin(3) == vm.sin(3.0) and vm.exp(np.float32(1.5)) == vm.exp(1.5)  # ints, float32
+    assert vm.pow(2, 10) == 1024.0 and vm.pow(np.float32(2.0), 0.5) == vm.pow(2.0, 0.5)
+    assert vm.pow(np.nan, 0.0) == 1.0 and vm.pow(1.0, np.nan) == 1.0 and np.isnan(vm.pow(-2, 0.5))
+    assert vm.pow(-0.0, -3.0) == -np.inf and vm.pow(-np.inf, 3.0) == -np.inf
+    assert 0.0 < vm.pow(2.0, -1074.0) < MIN_NORMAL and vm.pow(2.0, 1024.0) == np.inf
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -232,6 +247,119 @@ def test_random_floats(name, x):
 
 
 # ------------------------------------------------------------------------------------------------
+# pow, on (x, y) pairs
+# ------------------------------------------------------------------------------------------------
+
+
+def pow_numpy(x, y):
+    with np.errstate(all="ignore"):
+        return np.power(np.asarray(x, np.float64), np.asarray(y, np.float64))
+
+
+def pow_true(x, y):
+    """x**y in 80-bit long double, rounded to float64 (as `true_result`)."""
+    with np.errstate(all="ignore"):
+        xl = np.asarray(x, np.float64).astype(np.longdouble)
+        return np.power(xl, np.asarray(y, np.float64).astype(np.longdouble)).astype(np.float64)
+
+
+def _signs(n):
+    return _RNG.choice([-1.0, 1.0], n)
+
+
+def _y_for(x, lo, hi):
+    """For each x, a y with y log(abs(x)) uniform in [lo, hi]: the results spread over that range
+    of logarithms (from the denormals, -745.13, to overflow, 709.78)."""
+    with np.errstate(divide="ignore"):
+        return _uniform(lo, hi, x.size) / np.log(np.abs(x))
+
+
+def _pow_points():
+    n = 100_000
+    # x over the whole positive range, results from below the denormals to beyond overflow
+    wide = _log_uniform(TINY, MAX, 3 * n, signed=False)
+    # x near 1 (y up to 2**60 and beyond), and at the ends of log's reduction (s = +-0.17)
+    near1 = 1.0 + _log_uniform(1e-16, 0.5, 2 * n)
+    ends = _log_uniform(0.7, 1.42, n, signed=False)
+    # negative x with integer y, both parities, results over the whole range too
+    neg = -_log_uniform(1e-300, 1e300, n, signed=False)
+    neg_y = np.round(_y_for(neg, -745.5, 710.0))
+    neg1 = -(1.0 + _log_uniform(1e-16, 1e-2, n // 2))
+    neg1_y = np.round(_y_for(neg1, -745.5, 710.0))
+    # small integer y, x over the whole range, both signs (many results 0 or inf)
+    small = _log_uniform(TINY, MAX, n)
+    small_y = _RNG.integers(-12, 13, n).astype(np.float64)
+    # large integer y, 2**20 to 2**64 (from 2**53 all even), x near enough 1 for a finite result
+    big_y = np.round(_log_uniform(2.0**20, 2.0**64, n // 2))
+    big = np.exp(_uniform(-745.0, 709.0, n // 2) / big_y) * _signs(n // 2)
+    # everyday arguments, and arbitrary pairs (mostly 0, inf and nan)
+    plain = _log_uniform(1e-3, 1e3, n, signed=False)
+    plain_y = _uniform(-30.0, 30.0, n)
+    any_x, any_y = _log_uniform(TINY, MAX, n // 2), _log_uniform(TINY, 1e4, n // 2)
+    grid_x, grid_y = np.array(POW_GRID).T
+    x = np.concatenate([wide, near1, ends, neg, neg1, small, big, plain, any_x, grid_x])
+    y = np.concatenate([_y_for(wide, -746.0, 710.0), _y_for(near1, -746.0, 710.0),
+                        _y_for(ends, -746.0, 710.0), neg_y, neg1_y, small_y, big_y, plain_y, any_y,
+                        grid_y])
+    return x, y
+
+
+_X_EDGES = [0.0, TINY, MAX_DENORMAL, 1.0, 0.5, 2.0, np.inf, MAX]
+_Y_EDGES = [0.0, 0.5, 1.0, 2.0, 3.0, np.inf, 2.0**53, 2.0**53 - 1, 2.0**53 + 2, 2.0**52 + 1,
+            2.0**52 - 0.5, 1e308, 1023.0, 1024.0, 1025.0, 1074.0, 1075.0, TINY]
+POW_GRID = [(x, y) for x in [*_X_EDGES, *(-v for v in _X_EDGES), np.nan]
+            for y in [*_Y_EDGES, *(-v for v in _Y_EDGES), np.nan]] + [
+    # the overflow and underflow thresholds, results exactly representable, and signs
+    (2.0, 1023.9999999999999), (2.0, -1074.5), (2.0, -1075.5), (-2.0, -1075.0), (-2.0, 1023.0),
+    (10.0, 308.0), (10.0, 309.0), (10.0, -323.0), (10.0, -324.0), (np.e, 709.782712893384),
+    (MAX, -1.0), (MIN_NORMAL, -1.0), (-TINY, 3.0), (-TINY, -3.0), (1 + 2**-52, 2.0**53),
+    (1 - 2**-53, 2.0**62), (1 + 2**-52, -(2.0**62)), (-1.0, 0.5), (3.0, 2.0), (-3.0, 3.0),
+    (10.0, 22.0), (-0.1, 3.0), (7.0, -2.0), (1.5, 1750.0), (1.5, -1836.0), (-1.5, -1837.0),
+    (2.0**-0.5, 2149.0), (4.0, 0.5), (0.25, -0.5), (8.0, 1 / 3), (-8.0, 1 / 3)]
+# The one pair above whose result NumPy rounds the other way: sqrt(MAX) is 2**-110 (relative)
+# below the midpoint of 2**512 and the float below, and pow gives 2**512, 0.5 ulp away.
+POW_NEAR_TIES = [(MAX, 0.5)]
+
+
+def test_pow_within_2_ulp(loops):
+    x, y = _pow_points()
+    got = loops["pow"](x, y)
+    for reference in (pow_numpy, pow_true):
+        want = reference(x, y)
+        err = ulps(got, want)
+        worst = int(np.argmax(err))
+        assert err[worst] <= ULPS, (
+            f"pow({x[worst]!r}, {y[worst]!r}) = {got[worst]!r}, {reference.__name__} "
+            f"{want[worst]!r}: {err[worst]} ulp")
+
+
+def test_pow_edge_values_exactly_as_numpy(loops):
+    x, y = np.array(POW_GRID).T
+    want = pow_numpy(x, y)
+    for got in (loops["pow"](x, y), [vm.pow(a, b) for a, b in zip(x, y)]):  # vector, scalar
+        bad = [(a, b, g, w) for a, b, g, w in zip(x, y, got, want)
+               if not _same(g, w) and (a, b) not in POW_NEAR_TIES]
+        assert not bad, f"pow: (x, y, ours, NumPy's) {bad}"
+        for a, b in POW_NEAR_TIES:
+            i = POW_GRID.index((a, b))
+            assert ulps(got[i], want[i]) <= 1 and np.signbit(got[i]) == np.signbit(want[i])
+
+
+@settings(max_examples=500, deadline=None)
+@given(x=st.floats(allow_nan=True, allow_infinity=True),
+       y=st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                   st.integers(-1100, 1100).map(float)))
+def test_pow_random_floats(x, y):
+    jitgrad._jit.ready()
+    got = vm.pow(x, y)  # the scalar code, called from Python
+    want = float(pow_numpy(x, y))
+    assert ulps(got, want) <= ULPS, (x, y, got, want)
+    assert np.isnan(got) == np.isnan(want)
+    if want == 0.0 or abs(want) == np.inf:
+        assert np.signbit(got) == np.signbit(want), (x, y, got, want)
+
+
+# ------------------------------------------------------------------------------------------------
 # Called from kernels in other modules: inlined, and vectorised
 # ------------------------------------------------------------------------------------------------
 
@@ -240,15 +368,19 @@ def _vector_code(dispatcher) -> str:
     return dispatcher.inspect_llvm(dispatcher.signatures[0])
 
 
-@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("name", [*FUNCTIONS, "pow"])
 def test_a_loop_calling_it_is_vectorised(loops, name):
-    loops[name](np.linspace(0.1, 2.0, 64))
+    x = np.linspace(0.1, 2.0, 64)
+    loops[name](*([x, -x] if name == "pow" else [x]))
     llvm = _vector_code(loops[name])
     assert " x double>" in llvm, f"the loop over {name} is not vectorised"
     # a call of a Numba function returns a status (i32); none is left: all inlined
     assert "call i32 @_ZN7jitgrad7vecmath" not in llvm, f"{name} is not inlined into the loop"
     if name in ("sin", "cos"):  # beyond 2**20, libm, through the masked vector variant
         assert re.search(rf"call [^@\n]*<\d+ x double> @jitgrad_vecmath_{name}_m\d+\(", llvm)
+    if name == "pow":  # no libm pow (nor exp, log, fma) left: arithmetic, selects and FMAs
+        assert re.search(r"<\d+ x double> @llvm\.fma\.v\d+f64\(", llvm)
+        assert not re.search(r"@(pow|exp|log|fma)\(|@llvm\.(pow|exp|log)\.", llvm), "libm"
 
 
 def test_kernel_in_another_module_calls_through_the_module():

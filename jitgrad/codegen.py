@@ -62,6 +62,26 @@ def _math_code(prim: Prim, x: str, dtype: np.dtype) -> str | None:
     return f"np.float32(vecmath.{name}(np.float64({x})))"
 
 
+# vecmath.pow is about four times exp's code: it counts so many against a kernel's budget.
+POW_COST = 4
+
+
+def _pow_vecmath_code(stmt, args: list[str]) -> str | None:
+    """`x ** y` through vecmath.pow (within 1 ulp of NumPy, vectorised), or None where
+    `_pow_code` writes it (products, sqrt, an integer power, other dtypes, vecmath off)."""
+    x, y = stmt.inputs
+    dtype = stmt.out.dtype
+    if dtype.kind != "f" or dtype.itemsize not in (4, 8) or not vecmath_enabled():
+        return None
+    if isinstance(y, Lit) and y.value in (2, 3, 0.5, -1):
+        return None
+    if any(a.dtype != dtype for a in (x, y) if isinstance(a, Var)) or y.dtype.kind != "f":
+        return None
+    if dtype.itemsize == 8:
+        return f"vecmath.pow({args[0]}, {args[1]})"
+    return f"np.float32(vecmath.pow(np.float64({args[0]}), np.float64({args[1]})))"
+
+
 @functools.lru_cache(maxsize=None)
 def _vecmath_fingerprint() -> str:
     from . import vecmath
@@ -292,6 +312,11 @@ class _LoopBody:
             code = _math_code(stmt.prim, args[0][0], stmt.out.dtype)
             if code is not None:
                 self.budget.vecmath -= 1
+                return self._assign(stmt.out, code, depth)
+        if stmt.prim is Prim.pow and depth == inner > 0 and self.budget.vecmath >= POW_COST:
+            code = _pow_vecmath_code(stmt, [e for e, _ in args])
+            if code is not None:
+                self.budget.vecmath -= POW_COST
                 return self._assign(stmt.out, code, depth)
         return self._assign(stmt.out, self._expr(stmt, [e for e, _ in args]), depth)
 

@@ -80,9 +80,9 @@ def _dot_any(a, b, out):
 def _batched_matmul_kernel(a, b, ta, tb):
     n = a.shape[2] if ta else a.shape[1]
     m = b.shape[1] if tb else b.shape[2]
-    out = _onp.zeros((a.shape[0], n, m), a.dtype)
     if a.shape[1] == 0 or a.shape[2] == 0 or n == 0 or m == 0:
-        return out
+        return _onp.zeros((a.shape[0], n, m), a.dtype)
+    out = _onp.empty((a.shape[0], n, m), a.dtype)  # every element written by a product below
     if a.flags.c_contiguous and b.flags.c_contiguous:
         _contiguous_products(_onp.ascontiguousarray(a), _onp.ascontiguousarray(b), ta, tb, out)
         return out

@@ -409,7 +409,10 @@ def _parallel_nest(loop: Loop) -> bool:
     axis) or reduce into per-chunk partials; a scatter (several rows adding into one element)
     stays serial."""
     space = loop.space
-    if len(space) == 0 or space[0] < 2 or math.prod(space) < PARALLEL_MIN_ELEMENTS:
+    # A row product reads a row of its matrix at each element of the nest.
+    width = max([s.stmt.inputs[0].shape[1] if s.kind == "rowdot" else s.stmt.inputs[0].shape[0]
+                 for s in loop.sinks if s.kind in ("rowdot", "rowaxpy")], default=1)
+    if len(space) == 0 or space[0] < 2 or math.prod(space) * width < PARALLEL_MIN_ELEMENTS:
         return False
     for sink in loop.sinks:
         if sink.kind == "scatter" or (sink.kind == "store" and sink.var.ndim == 0):
@@ -824,6 +827,8 @@ class KernelWriter:
                             f"{dtype_code(var.dtype)})")
                 inner.append(f"{var.name}[{', '.join(index)}] = {value}")
             return f"store {var.name}"
+        if sink.kind in ("rowdot", "rowaxpy"):
+            return self.row_product(sink, body, index)
         stmt = sink.stmt
         if sink.kind == "scatter":
             base, update = stmt.inputs
@@ -835,6 +840,44 @@ class KernelWriter:
             inner.append(f"{var.name}[{', '.join(target)}] += {value}")
             return f"{var.name} = {format_stmt(stmt).split(' = ', 1)[1]}"
         return self.reduction(sink, body, post, index)
+
+    def row_product(self, sink: Sink, body: _LoopBody, index) -> str:
+        """Row `i` of `y = X @ w` (a dot product, stored, and the local later sinks read), or
+        its part of `r = X.T @ v` (`r += v[i] * X[i, :]`, into per-chunk partials on
+        several threads).  X's row is read from L1 by the second of the two."""
+        (i,) = index
+        var, stmt, inner = sink.var, sink.stmt, body.lines[1]
+        j = f"j{var.id}"
+        unit = ", 0" if var.ndim == 2 else ""
+        dtype = dtype_code(var.dtype)
+        if sink.kind == "rowdot":
+            x, w = stmt.inputs
+            acc = f"dot{var.id}"
+            inner += [f"{acc} = 0.0", f"for {j} in range({self.lift.size(x.shape[1])}):",
+                      f"    {acc} = sum_add({acc}, {x.name}[{i}, {j}] * {w.name}[{j}"
+                      f"{', 0' if w.ndim == 2 else ''}])",
+                      f"{var.name}[{i}{unit}] = {acc}"]
+            self.out(1, f"{var.name} = np.empty({shape_code(var.shape, self.lift)}, {dtype})")
+            body.memo[(var, (i,) if var.ndim == 1 else (i, "0"))] = (acc, 1)
+            body.stored.add(var)
+            return f"{var.name} = {x.name} @ {w.name}, row by row"
+        t, v = stmt.inputs
+        x = self.schedule.producers[t].inputs[0]
+        value, _ = body.value(v, (i,) if v.ndim == 1 else (i, "0"))
+        chunks = self.chunks
+        if chunks is None:
+            self.out(1, f"{var.name} = np.zeros({shape_code(var.shape, self.lift)}, {dtype})")
+            target = f"{var.name}[{j}{unit}]"
+        else:
+            part = f"part{var.id}"
+            chunks.setup.append(f"{part} = np.zeros("
+                                f"{shape_code((chunks.count,) + var.shape, self.lift)}, {dtype})")
+            target = f"{part}[{chunks.name}, {j}{unit}]"
+            chunks.combine += _combine_code(var, part, chunks.count,
+                                            _reduction_code(Prim.reduce_sum, var.dtype)[1])
+        inner += [f"for {j} in range({self.lift.size(x.shape[1])}):",
+                  f"    {target} += {value} * {x.name}[{i}, {j}]"]
+        return f"{var.name} = {x.name}.T @ {v.name}, row by row"
 
     def reduction(self, sink: Sink, body: _LoopBody, post, index) -> str:
         stmt, var = sink.stmt, sink.var
@@ -919,8 +962,8 @@ def _gather_plan(loop: Loop):
     they all fill unit-step slices of buffers of one shape, at least one of them shifted."""
     scatters = [s for s in loop.sinks if s.kind == "scatter"]
     shapes = {s.var.shape for s in scatters}
-    if len(shapes) != 1:
-        return None
+    if len(shapes) != 1 or any(s.kind in ("rowdot", "rowaxpy") for s in loop.sinks):
+        return None  # (a row product's row is the nest's element: no gather over another space)
     (shape,) = shapes
     k = len(loop.space)
     if len(shape) != k:

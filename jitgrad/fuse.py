@@ -7,7 +7,14 @@ reading through views by index arithmetic.  Work enters a loop nest as a *sink*:
   - `store`:   write an elementwise value that must exist as an array (a kernel output, a matrix
                product's operand, ...);
   - `reduce`:  a sum/max/min over the nest's iteration space;
-  - `scatter`: `add_into`, the adjoint of a slice, accumulated in place.
+  - `scatter`: `add_into`, the adjoint of a slice, accumulated in place;
+  - `rowdot`:  `y = X @ w` for a matrix X and a vector w, one dot product per row of X;
+  - `rowaxpy`: `r = X.T @ v` for a vector v computed in the nest, `r += v[i] X[i, :]` per row.
+
+The last two are *row products*: where a matrix is multiplied by a vector and its transpose by
+another vector computed from the first product row by row (a linear model's loss and its
+gradient: logistic regression), both go into the nest over X's rows, so X is read once per
+call instead of twice (two BLAS passes), each row from L1 for the second product.
 
 Sinks over the same iteration space share one nest when none reads what another writes, so a
 forward reduction and the backward pass that follows it (Rosenbrock: the loss, and both slices'
@@ -18,10 +25,15 @@ reshapes, allocations) is a `call` step between nests.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .ir import Graph, Stmt, Var
 from .primitives import ELEMENTWISE, REDUCE, Prim
+
+FLOAT64 = np.dtype(np.float64)
 
 
 @dataclass
@@ -35,6 +47,10 @@ class Sink:
     def space(self) -> tuple[int, ...]:
         if self.kind == "store":
             return self.var.shape
+        if self.kind == "rowdot":  # over the rows of X in X @ w
+            return self.stmt.inputs[0].shape[:1]
+        if self.kind == "rowaxpy":  # over the columns of X.T in X.T @ v
+            return self.stmt.inputs[0].shape[1:]
         return self.stmt.inputs[0].shape if self.kind == "reduce" else self.stmt.inputs[1].shape
 
 
@@ -74,6 +90,57 @@ def is_unit_reshape(stmt: Stmt) -> bool:
         [n for n in stmt.inputs[0].shape if n != 1] == [n for n in stmt.out.shape if n != 1])
 
 
+def _vector_like(var) -> bool:
+    """(n,) or (n, 1): a vector, as NumPy's dot of a matrix and a 1-D array traces it."""
+    return isinstance(var, Var) and (var.ndim == 1 or (var.ndim == 2 and var.shape[1] == 1))
+
+
+def row_products(graph: Graph, producers: dict) -> dict:
+    """The matrix-vector products to compute row by row in loop nests, by statement:
+    {stmt: "rowdot" | "rowaxpy"}.  Only pairs: `X @ w` and `X.T @ v` of one float64 matrix X
+    (at least 2 rows), each vector (n,) or (n, 1), the result of `X @ w` read only element by
+    element as a (rows,) vector (directly, or through a reshape dropping its unit axis)."""
+    if os.environ.get("JITGRAD_ROW_PRODUCTS", "1").strip().lower() in ("0", "false", "no"):
+        return {}
+    f64 = FLOAT64
+    uses: dict[Var, list[Stmt]] = {}
+    for stmt in graph.stmts:
+        for a in stmt.inputs:
+            if isinstance(a, Var):
+                uses.setdefault(a, []).append(stmt)
+    outputs = {a for a in graph.outputs if isinstance(a, Var)}
+    dots: dict[Var, list[Stmt]] = {}
+    axpys: dict[Var, list[Stmt]] = {}
+    for stmt in graph.stmts:
+        if stmt.prim is not Prim.matmul or len(stmt.inputs) != 2:
+            continue
+        a, b = stmt.inputs
+        if not (isinstance(a, Var) and a.ndim == 2 and _vector_like(b) and _vector_like(stmt.out)
+                and a.dtype == b.dtype == stmt.out.dtype == f64 and a.shape[0] >= 2):
+            continue
+        t = producers.get(a)
+        if t is not None and t.prim is Prim.transpose and isinstance(t.inputs[0], Var) \
+                and t.inputs[0].ndim == 2:
+            axpys.setdefault(t.inputs[0], []).append(stmt)  # X.T @ v, X = t.inputs[0]
+            continue
+        y = stmt.out
+        readers = uses.get(y, [])
+        if y in outputs or not readers or not all(
+                r.prim in ELEMENTWISE and all(i.shape == y.shape for i in r.inputs
+                                              if isinstance(i, Var)) and y.ndim == 1
+                or is_unit_reshape(r) and r.out.ndim == 1 for r in readers):
+            continue
+        dots.setdefault(a, []).append(stmt)
+    found = {}
+    for x in dots.keys() & axpys.keys():
+        if x.shape[0] < 2 or x.dtype != f64:
+            continue
+        found.update((s, "rowdot") for s in dots[x])
+        found.update((s, "rowaxpy") for s in axpys[x] if s.inputs[0].shape == (x.shape[1],
+                                                                                 x.shape[0]))
+    return found
+
+
 def fusible(stmt: Stmt) -> bool:
     """Can a loop body compute this statement's value for one element from its operands'?"""
     if stmt.prim in ELEMENTWISE or stmt.prim in (Prim.broadcast_to, Prim.slice, Prim.transpose):
@@ -108,6 +175,7 @@ def schedule(graph: Graph) -> Schedule:
     # (a matrix product may read a transpose or slice of an array as a view, without a copy).
     needed = {a for a in graph.outputs if isinstance(a, Var)}
     view_candidates = set()
+    rows = row_products(graph, producers)
     for stmt in graph.stmts:
         if fusible(stmt):
             continue
@@ -115,6 +183,12 @@ def schedule(graph: Graph) -> Schedule:
         if stmt.prim in REDUCE:
             continue  # reads its operand element by element
         operands = [a for a in stmt.inputs if isinstance(a, Var)]
+        if rows.get(stmt) == "rowdot":
+            needed.update(operands)  # X and w, read as arrays in the nest
+            continue
+        if rows.get(stmt) == "rowaxpy":  # X (under the transpose) as an array, v per element
+            needed.add(producers[stmt.inputs[0]].inputs[0])
+            continue
         if stmt.prim is Prim.add_into:
             operands = operands[:1]  # the update is also read element by element
         for a in operands:
@@ -206,6 +280,13 @@ def schedule(graph: Graph) -> Schedule:
                                 and not fusible(producers[base])))
             sink = Sink("scatter", stmt, out, inplace)
             reads = deps(update) if isinstance(update, Var) else frozenset()
+        elif stmt in rows:
+            sink = Sink(rows[stmt], stmt, out)
+            if sink.kind == "rowdot":
+                reads = frozenset(a for a in stmt.inputs if isinstance(a, Var))
+            else:
+                t, v = stmt.inputs
+                reads = deps(v) | {producers[t].inputs[0]}
         elif stmt.prim is Prim.full:
             allocations.append(Call(stmt))  # reads nothing: allocate up front, block no fusion
             made_at[out] = -1
@@ -214,9 +295,11 @@ def schedule(graph: Graph) -> Schedule:
             steps.append(Call(stmt))
             made_at.update((v, len(steps) - 1) for v in stmt.outs)
             continue
-        roots = [stmt.inputs[1]] if sink.kind == "scatter" else (
-            [stmt.inputs[0]] if sink.kind == "reduce" else list(stmt.inputs))
-        same_element = _same_element_reads(roots, sink.space, materialized, producers)
+        roots = [stmt.inputs[1]] if sink.kind in ("scatter", "rowaxpy") else (
+            [stmt.inputs[0]] if sink.kind == "reduce" else
+            [] if sink.kind == "rowdot" else list(stmt.inputs))
+        same_element = _same_element_reads(roots, sink.space, materialized, producers,
+                                           loose=sink.kind == "rowaxpy")
         earliest = 0
         for d in reads:
             # A value stored by a nest over the same space can be read in that nest, as the
@@ -224,7 +307,8 @@ def schedule(graph: Graph) -> Schedule:
             j = made_at[d]
             shared = (d in same_element and j >= 0 and isinstance(steps[j], Loop)
                       and steps[j].space == sink.space
-                      and any(k.kind == "store" and k.var is d for k in steps[j].sinks))
+                      and any(k.kind in ("store", "rowdot") and k.var is d
+                              for k in steps[j].sinks))
             earliest = max(earliest, j if shared else j + 1)
         if sink.kind == "scatter":
             base = stmt.inputs[0]
@@ -252,11 +336,13 @@ COSTLY = {Prim.exp, Prim.log, Prim.log1p, Prim.expm1, Prim.sqrt, Prim.sin, Prim.
           Prim.pow, Prim.elementwise}
 
 
-def _same_element_reads(roots, space, materialized, producers) -> set:
+def _same_element_reads(roots, space, materialized, producers, loose=False) -> set:
     """The materialised values that the elementwise trees under `roots` read only at the
-    element the loop is computing (no broadcast, slice or transpose on the way)."""
+    element the loop is computing (no broadcast, slice or transpose on the way).  `loose`: a
+    root may differ from the space by unit axes (a row product's (n, 1) vector)."""
     verdict: dict[Var, bool] = {}
-    stack = [(r, r.shape == space) for r in roots if isinstance(r, Var)]
+    stack = [(r, r.shape == space or loose and _unit_equal(r.shape, space))
+             for r in roots if isinstance(r, Var)]
     seen = set()
     while stack:
         var, same = stack.pop()
@@ -270,5 +356,13 @@ def _same_element_reads(roots, space, materialized, producers) -> set:
         elementwise = stmt.prim in ELEMENTWISE
         for a in stmt.inputs:
             if isinstance(a, Var):
-                stack.append((a, same and elementwise and a.shape == var.shape))
+                # A unit-dim reshape maps an element to one element, spelt alike (codegen).
+                stack.append((a, same and (elementwise and a.shape == var.shape
+                                           or is_unit_reshape(stmt))))
     return {v for v, ok in verdict.items() if ok}
+
+
+def _unit_equal(a: tuple, b: tuple) -> bool:
+    """The same shape, or the same but for unit axes (a row product's (n, 1) vector read in a
+    nest over (n,))."""
+    return a == b or [n for n in a if n != 1] == [n for n in b if n != 1]

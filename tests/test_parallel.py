@@ -34,7 +34,10 @@ FUNCTIONS = {
     "axis-1": lambda x: np.sum(np.log(np.sum(np.exp(x), axis=1))),
     "keepdims": lambda x: np.sum(x / np.sum(x * x, axis=0, keepdims=True)),
     "max-min": lambda x: np.max(x * x) - np.min(np.cos(x)) + np.sum(np.maximum(x, 0.1)),
+    # x @ c and x.T @ tanh(x @ c), row by row (fuse.row_products), partials per chunk
+    "row-products": lambda x: np.sum((x.T @ np.tanh(x @ C5)) ** 2),
 }
+C5 = numpy.linspace(-1.0, 1.0, 5)
 
 
 def _value_and_grad(fun, x):

@@ -808,9 +808,62 @@ class KernelWriter:
             for name, values in totals.items():
                 op = "=" if name in fresh else "+="
                 body.lines[k].append(f"{name}[{', '.join(j)}] {op} {' + '.join(values)}")
-            self.nest(body, [[] for _ in range(k + 1)], segment)
+            if self._parallel_segment(segment, active):
+                self.chunked_segment(body, segment, active, accumulators)
+            else:
+                self.nest(body, [[] for _ in range(k + 1)], segment)
         for var, acc in accumulators.items():
             self.out(1, f"{var.name} = {acc}")
+
+    def _parallel_segment(self, segment, active) -> bool:
+        """Can a gather's segment run its rows in chunks on several threads?  Each row writes its
+        own elements of the buffers; a reduction must be a sum, max or min into an accumulator
+        (per-chunk partials) or keep the rows (each row its own element)."""
+        if self.is_region or segment[0][1] - segment[0][0] < 2 \
+                or math.prod(hi - lo for lo, hi in segment) < PARALLEL_MIN_ELEMENTS:
+            return False
+        for sink in active:
+            if sink.kind == "reduce" and (
+                    sink.stmt.prim not in (Prim.reduce_sum, Prim.reduce_max, Prim.reduce_min)
+                    or sink.var.ndim and 0 in sink.stmt.params["axes"]):
+                return False
+        return parallel_enabled()
+
+    def chunked_segment(self, body: _LoopBody, segment, active, accumulators) -> None:
+        """A gather's segment with its rows in chunks, as `loop` runs a parallel nest: each
+        chunk's accumulators into partials, folded in chunk order after it, so the rounding does
+        not depend on the number of threads."""
+        k = len(segment)
+        chunk = f"c{next(self.counter)}"
+        count = f"n{chunk}"
+        lo, hi = (self.lift.size(b) for b in segment[0])
+        rows = f"({hi} - {lo})" if lo != "0" else hi
+        post: list[list[str]] = [[] for _ in range(k + 1)]
+        self.out(1, f"{count} = min({rows}, {PARALLEL_CHUNKS})")
+        fold = []
+        for sink in active:
+            acc = accumulators.get(sink.var) if sink.kind == "reduce" else None
+            if acc is None:
+                continue
+            init, update = _reduction_code(sink.stmt.prim, sink.var.dtype)
+            part, local = f"part{sink.var.id}_{chunk}", f"c{acc}"
+            self.out(1, f"{part} = np.full(({count},), {init}, {dtype_code(sink.var.dtype)})")
+            body.lines[0].insert(0, f"{local} = {init}")
+            body.lines[k] = [re.sub(rf"\b{acc}\b", local, line) for line in body.lines[k]]
+            post[0].append(f"{part}[{chunk}] = {local}")
+            fold += [f"for {chunk} in range({count}):",
+                     "    " + update.format(acc=acc, v=f"{part}[{chunk}]")]
+        bounds = [(f"{lo} + {chunk} * {rows} // {count}",
+                   f"{lo} + ({chunk} + 1) * {rows} // {count}")] + list(segment[1:])
+        self.parallel = True
+        self.out(1, "if runtime.threads_ok():")
+        self.out(2, f"for {chunk} in numba.prange({count}):")
+        self.nest(body, post, bounds, indent=3)
+        self.out(1, "else:")
+        self.out(2, f"for {chunk} in range({count}):")
+        self.nest(body, post, bounds, indent=3)
+        for line in fold:
+            self.out(1, line)
 
     def sink(self, sink: Sink, body: _LoopBody, post, index) -> str:
         k, var = len(index), sink.var

@@ -103,15 +103,49 @@ def test_the_workqueue_layer_is_not_entered_from_kernels():
     assert out.stdout.strip() == "0", out.stdout + out.stderr
 
 
-def test_a_scatter_nest_stays_serial(small_threshold):
-    """Rosenbrock's slices scatter into shifted elements: rows must not run concurrently."""
-    def rosenbrock(x):
-        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+GATHERS = {
+    # Rosenbrock's slices scatter into shifted elements; written as a gather over the buffer,
+    # each row writes only its own element, so the interior segment runs in chunks.
+    "rosenbrock": lambda x: np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2),
+    "stencil-2d": lambda x: np.sum((x[1:, 1:] - x[:-1, :-1] ** 2) ** 2) + np.max(x[1:, :] * 0.5)
+    + np.sum(np.sum(np.tanh(x[:, 1:] - x[:, :-1]), axis=1) ** 2),
+}
 
-    x = numpy.linspace(-1, 1, 500)
-    value, grad = _value_and_grad(rosenbrock, x)
+
+@pytest.mark.parametrize("name", list(GATHERS))
+def test_gathers_run_their_interior_in_chunks(small_threshold, monkeypatch, name):
+    fun = GATHERS[name]
+    x = numpy.random.RandomState(5).uniform(-1, 1, (500,) if name == "rosenbrock" else (90, 7))
+    source = jitgrad.explain(fun, x).source
+    assert "as a gather" in source and "numba.prange" in source, source
+    value, grad = _value_and_grad(fun, x)
+    monkeypatch.setenv("JITGRAD_PARALLEL", "0")
+    serial = _value_and_grad(fun, x)
     with jitgrad.execution("interpret"):
-        expected = _value_and_grad(rosenbrock, x)
+        reference = _value_and_grad(fun, x)
+    for v, g in (serial, reference):
+        numpy.testing.assert_allclose(value, v, rtol=1e-13)
+        numpy.testing.assert_allclose(grad, g, rtol=1e-12, atol=1e-14 * abs(g).max())
+    monkeypatch.delenv("JITGRAD_PARALLEL")
+    saved = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = _value_and_grad(fun, x)
+    finally:
+        numba.set_num_threads(saved)
+    assert value == one[0] and numpy.array_equal(grad, one[1])
+
+
+def test_a_scatter_that_is_not_a_gather_stays_serial(small_threshold):
+    """A stepped slice's adjoint scatters into every other element: no chunks."""
+    fun = lambda x: np.sum(np.sin(x[::2]) * x[1::2])  # noqa: E731
+    x = numpy.linspace(-1, 1, 600)
+    nests = [line for line in jitgrad.explain(fun, x).source.splitlines()
+             if "# loop over" in line and "add_into" in line]
+    assert nests and not any("chunks" in line for line in nests), nests
+    value, grad = _value_and_grad(fun, x)
+    with jitgrad.execution("interpret"):
+        expected = _value_and_grad(fun, x)
     numpy.testing.assert_allclose(grad, expected[1], rtol=1e-12)
 
 

@@ -99,45 +99,44 @@ def row_products(graph: Graph, producers: dict) -> dict:
     """The matrix-vector products to compute row by row in loop nests, by statement:
     {stmt: "rowdot" | "rowaxpy"}.  Only pairs: `X @ w` and `X.T @ v` of one float64 matrix X
     (at least 2 rows), each vector (n,) or (n, 1), the result of `X @ w` read only element by
-    element as a (rows,) vector (directly, or through a reshape dropping its unit axis)."""
+    element as a (rows,) vector (directly, or through a reshape dropping its unit axis).
+    JITGRAD_ROW_PRODUCTS=0 leaves every product to BLAS."""
     if os.environ.get("JITGRAD_ROW_PRODUCTS", "1").strip().lower() in ("0", "false", "no"):
         return {}
-    f64 = FLOAT64
     uses: dict[Var, list[Stmt]] = {}
     for stmt in graph.stmts:
         for a in stmt.inputs:
             if isinstance(a, Var):
                 uses.setdefault(a, []).append(stmt)
     outputs = {a for a in graph.outputs if isinstance(a, Var)}
-    dots: dict[Var, list[Stmt]] = {}
-    axpys: dict[Var, list[Stmt]] = {}
+
+    def read_by_rows(y: Var) -> bool:
+        """Is every reader of `y` elementwise on (rows,) vectors (or a reshape to one)?"""
+        readers = uses.get(y, [])
+        return bool(readers) and y not in outputs and all(
+            is_unit_reshape(r) and r.out.ndim == 1 if r.prim not in ELEMENTWISE else
+            y.ndim == 1 and all(i.shape == y.shape for i in r.inputs if isinstance(i, Var))
+            for r in readers)
+
+    dots: dict[Var, list[Stmt]] = {}  # X -> its products X @ w
+    axpys: dict[Var, list[Stmt]] = {}  # X -> its products X.T @ v
     for stmt in graph.stmts:
-        if stmt.prim is not Prim.matmul or len(stmt.inputs) != 2:
+        if stmt.prim is not Prim.matmul:
             continue
         a, b = stmt.inputs
         if not (isinstance(a, Var) and a.ndim == 2 and _vector_like(b) and _vector_like(stmt.out)
-                and a.dtype == b.dtype == stmt.out.dtype == f64 and a.shape[0] >= 2):
+                and a.dtype == b.dtype == stmt.out.dtype == FLOAT64):
             continue
         t = producers.get(a)
-        if t is not None and t.prim is Prim.transpose and isinstance(t.inputs[0], Var) \
-                and t.inputs[0].ndim == 2:
-            axpys.setdefault(t.inputs[0], []).append(stmt)  # X.T @ v, X = t.inputs[0]
-            continue
-        y = stmt.out
-        readers = uses.get(y, [])
-        if y in outputs or not readers or not all(
-                r.prim in ELEMENTWISE and all(i.shape == y.shape for i in r.inputs
-                                              if isinstance(i, Var)) and y.ndim == 1
-                or is_unit_reshape(r) and r.out.ndim == 1 for r in readers):
-            continue
-        dots.setdefault(a, []).append(stmt)
+        if t is not None and t.prim is Prim.transpose and isinstance(t.inputs[0], Var):
+            axpys.setdefault(t.inputs[0], []).append(stmt)
+        elif read_by_rows(stmt.out):
+            dots.setdefault(a, []).append(stmt)
     found = {}
     for x in dots.keys() & axpys.keys():
-        if x.shape[0] < 2 or x.dtype != f64:
-            continue
-        found.update((s, "rowdot") for s in dots[x])
-        found.update((s, "rowaxpy") for s in axpys[x] if s.inputs[0].shape == (x.shape[1],
-                                                                                 x.shape[0]))
+        if x.shape[0] >= 2:
+            found.update((s, "rowdot") for s in dots[x])
+            found.update((s, "rowaxpy") for s in axpys[x])
     return found
 
 

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from .errors import JitgradInternalError
-from .fuse import Call, Loop, Schedule, Sink, is_unit_reshape
+from .fuse import Call, Loop, Schedule, Sink, costly, is_unit_reshape
 from .ir import Lit, Span, Var, format_graph, format_stmt
 from .primitives import CONTROL, ELEMENTWISE, MULTI, Prim, numpy_index
 
@@ -403,7 +403,59 @@ def parallel_enabled() -> bool:
         else (os.cpu_count() or 1) > 1
 
 
-def _parallel_nest(loop: Loop) -> bool:
+# Calls that run library code with threads of its own (BLAS, LAPACK).  A kernel that makes one
+# keeps its nests serial: Numba's OpenMP threads spin for a while after a parallel nest, and on
+# the cores they spin on BLAS runs at half speed (a 784-512-10 MLP's gradient at batch 256 took
+# 17.6 ms with parallel nests, 7.0 ms without).
+THREADED_OPS = {"batched_matmul", "inv", "det", "slogdet", "solve", "solve_triangular",
+                "cholesky", "eigh", "eig", "pinv", "svd", "solve_sylvester", "sqrtm"}
+
+
+def threads_pay(schedule: Schedule) -> bool:
+    """May the kernel's nests run on several threads: no step calls threaded library code?"""
+    for step in schedule.steps:
+        if not isinstance(step, Call):
+            continue
+        stmt = step.stmt
+        if stmt.prim is Prim.matmul:
+            return False
+        if stmt.prim is Prim.call:
+            name = stmt.params["op"].name
+            if name in THREADED_OPS or name.startswith("convolve"):
+                return False
+    return True
+
+
+def _costly_work(sinks, schedule: Schedule) -> bool:
+    """Does a nest compute, per element, a statement that costs more than a load (a function
+    call, a division, a row's dot product)?  One that only adds and multiplies is bound by
+    memory, and a second core does not make it faster (Rosenbrock-1M's gradient: 591 us on one
+    core, 814 on two, its pages faulted in from both)."""
+    stack = []
+    for sink in sinks:
+        if sink.kind in ("rowdot", "rowaxpy"):
+            return True
+        if sink.kind == "store":  # the stored value is computed here, from its operands
+            stmt = schedule.producers[sink.var]
+            if costly(stmt):
+                return True
+            stack += [a for a in stmt.inputs if isinstance(a, Var)]
+        else:
+            stack.append(sink.stmt.inputs[0 if sink.kind == "reduce" else 1])
+    seen = set()
+    while stack:
+        var = stack.pop()
+        if not isinstance(var, Var) or var in seen or var in schedule.materialized:
+            continue  # a load
+        seen.add(var)
+        stmt = schedule.producers[var]
+        if costly(stmt):
+            return True
+        stack += [a for a in stmt.inputs if isinstance(a, Var)]
+    return False
+
+
+def _parallel_nest(loop: Loop, schedule: Schedule) -> bool:
     """Can the nest run its rows (the outer axis) in chunks on several threads, and is it worth
     it?  Every row must write only its own elements (stores, and reductions that keep the outer
     axis) or reduce into per-chunk partials; a scatter (several rows adding into one element)
@@ -420,7 +472,7 @@ def _parallel_nest(loop: Loop) -> bool:
         if sink.kind == "reduce" and sink.stmt.prim not in (Prim.reduce_sum, Prim.reduce_max,
                                                                Prim.reduce_min):
             return False
-    return parallel_enabled()
+    return _costly_work(loop.sinks, schedule) and threads_pay(schedule) and parallel_enabled()
 
 
 class _Chunks:
@@ -698,7 +750,7 @@ class KernelWriter:
         index = tuple(f"i{d}" for d in range(k))
         described = []
         self.chunks = _Chunks(next(self.counter), space[0], self.lift) \
-            if not self.is_region and _parallel_nest(loop) else None
+            if not self.is_region and _parallel_nest(loop, self.schedule) else None
         for sink in loop.sinks:
             described.append(self.sink(sink, body, post, index))
         chunks, self.chunks = self.chunks, None
@@ -827,7 +879,8 @@ class KernelWriter:
                     sink.stmt.prim not in (Prim.reduce_sum, Prim.reduce_max, Prim.reduce_min)
                     or sink.var.ndim and 0 in sink.stmt.params["axes"]):
                 return False
-        return parallel_enabled()
+        return _costly_work(active, self.schedule) and threads_pay(self.schedule) \
+            and parallel_enabled()
 
     def chunked_segment(self, body: _LoopBody, segment, active, accumulators) -> None:
         """A gather's segment with its rows in chunks, as `loop` runs a parallel nest: each

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ir import Graph, Stmt, Var
+from .ir import Graph, Lit, Stmt, Var
 from .primitives import ELEMENTWISE, REDUCE, Prim
 
 FLOAT64 = np.dtype(np.float64)
@@ -202,17 +202,18 @@ def schedule(graph: Graph) -> Schedule:
     # (n, K, d) data: n times each; a log-sum-exp's weight, exp and division, against the d
     # coordinates of each point): it is stored once instead.  Costly: computed element by
     # element with a costly statement somewhere in the tree below it.
-    costly: set[Var] = set()
+    costly_vars: set[Var] = set()
     for stmt in graph.stmts:
         if not fusible(stmt):
             continue
-        if stmt.prim in COSTLY or any(a in costly for a in stmt.inputs if isinstance(a, Var)):
-            costly.add(stmt.out)
+        if costly(stmt) or any(a in costly_vars for a in stmt.inputs if isinstance(a, Var)):
+            costly_vars.add(stmt.out)
         if stmt.prim not in ELEMENTWISE and stmt.prim is not Prim.broadcast_to:
             continue
         size = math.prod(stmt.outs[0].shape)
         for a in stmt.inputs:
-            if isinstance(a, Var) and a in costly and math.prod(a.shape) * BROADCAST_STORE <= size:
+            if isinstance(a, Var) and a in costly_vars \
+                    and math.prod(a.shape) * BROADCAST_STORE <= size:
                 needed.add(a)
     # A value needed in memory that is a unit-dim reshape (a vector made a column for a matrix
     # product, a column made a vector for the gradient) is a reshape of its stored source: the
@@ -333,6 +334,14 @@ BROADCAST_STORE = 8
 COSTLY = {Prim.exp, Prim.log, Prim.log1p, Prim.expm1, Prim.sqrt, Prim.sin, Prim.cos, Prim.tan,
           Prim.tanh, Prim.sinh, Prim.cosh, Prim.arcsin, Prim.arccos, Prim.arctan, Prim.div,
           Prim.pow, Prim.elementwise}
+
+
+def costly(stmt: Stmt) -> bool:
+    """Does computing the statement's element cost more than loading it?  (A square or a cube
+    is written as products.)"""
+    if stmt.prim is Prim.pow and isinstance(stmt.inputs[1], Lit) and stmt.inputs[1].value in (2, 3):
+        return False
+    return stmt.prim in COSTLY
 
 
 def _same_element_reads(roots, space, materialized, producers, loose=False) -> set:

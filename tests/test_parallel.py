@@ -34,10 +34,7 @@ FUNCTIONS = {
     "axis-1": lambda x: np.sum(np.log(np.sum(np.exp(x), axis=1))),
     "keepdims": lambda x: np.sum(x / np.sum(x * x, axis=0, keepdims=True)),
     "max-min": lambda x: np.max(x * x) - np.min(np.cos(x)) + np.sum(np.maximum(x, 0.1)),
-    # x @ c and x.T @ tanh(x @ c), row by row (fuse.row_products), partials per chunk
-    "row-products": lambda x: np.sum((x.T @ np.tanh(x @ C5)) ** 2),
 }
-C5 = numpy.linspace(-1.0, 1.0, 5)
 
 
 def _value_and_grad(fun, x):
@@ -104,9 +101,9 @@ def test_the_workqueue_layer_is_not_entered_from_kernels():
 
 
 GATHERS = {
-    # Rosenbrock's slices scatter into shifted elements; written as a gather over the buffer,
-    # each row writes only its own element, so the interior segment runs in chunks.
-    "rosenbrock": lambda x: np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2),
+    # Shifted slices scatter into shifted elements; written as a gather over the buffer, each
+    # row writes only its own element, so the interior segment runs in chunks.
+    "shifted": lambda x: np.sum(np.exp(-(x[1:] - x[:-1] ** 2) ** 2) + (1.0 - x[:-1]) ** 2),
     "stencil-2d": lambda x: np.sum((x[1:, 1:] - x[:-1, :-1] ** 2) ** 2) + np.max(x[1:, :] * 0.5)
     + np.sum(np.sum(np.tanh(x[:, 1:] - x[:, :-1]), axis=1) ** 2),
 }
@@ -115,7 +112,7 @@ GATHERS = {
 @pytest.mark.parametrize("name", list(GATHERS))
 def test_gathers_run_their_interior_in_chunks(small_threshold, monkeypatch, name):
     fun = GATHERS[name]
-    x = numpy.random.RandomState(5).uniform(-1, 1, (500,) if name == "rosenbrock" else (90, 7))
+    x = numpy.random.RandomState(5).uniform(-1, 1, (500,) if name == "shifted" else (90, 7))
     source = jitgrad.explain(fun, x).source
     assert "as a gather" in source and "numba.prange" in source, source
     value, grad = _value_and_grad(fun, x)
@@ -134,6 +131,21 @@ def test_gathers_run_their_interior_in_chunks(small_threshold, monkeypatch, name
     finally:
         numba.set_num_threads(saved)
     assert value == one[0] and numpy.array_equal(grad, one[1])
+
+
+def test_nests_that_only_add_and_multiply_stay_serial(small_threshold):
+    """Bound by memory: a second core does not help (Rosenbrock's gradient)."""
+    fun = lambda x: np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)  # noqa
+    assert "prange" not in jitgrad.explain(fun, numpy.linspace(-1, 1, 500)).source
+
+
+def test_a_kernel_calling_blas_keeps_its_nests_serial(small_threshold):
+    """BLAS runs threads of its own, at half speed on cores where OpenMP's spin."""
+    w = numpy.random.RandomState(6).standard_normal((7, 9))
+    fun = lambda x: np.sum(np.tanh(x @ w) ** 2) + np.sum(np.exp(x))  # noqa: E731
+    x = numpy.random.RandomState(7).standard_normal((200, 7))
+    assert "prange" not in jitgrad.explain(fun, x).source
+    assert "prange" in jitgrad.explain(lambda x: np.sum(np.exp(x)), x).source
 
 
 def test_a_scatter_that_is_not_a_gather_stays_serial(small_threshold):

@@ -97,6 +97,9 @@ def ready() -> None:
                 elif value is NUMBA:
                     namespace[key] = numba
         NUMBA = numba  # for the modules imported from now on
+        from .runtime import tune_malloc
+
+        tune_malloc()
         _READY = True
 
 

@@ -93,3 +93,13 @@ def test_bad_input_is_named():
     with pytest.raises(jitgrad.ShapeError):
         jitgrad.jit(lambda x, y: x + y)(X, numpy.ones(3))
     assert repr(jitgrad.jit(lambda x: x)._jitgrad) == "<jitgrad jit of <lambda>>"
+
+
+def test_every_tier_gives_the_same_values():
+    f = lambda x: (np.sum(np.exp(x) * np.sin(x)), np.cumsum(x) ** 2)  # noqa: E731
+    expected = (numpy.sum(numpy.exp(X) * numpy.sin(X)), numpy.cumsum(X) ** 2)
+    for mode in ("interpret", "auto", "compile"):
+        with jitgrad.execution(mode):
+            value, array = jitgrad.jit(lambda x: f(x))(X)
+        assert value == pytest.approx(expected[0], rel=1e-14), mode
+        numpy.testing.assert_allclose(array, expected[1], rtol=1e-14)

@@ -30,6 +30,17 @@ def rng():
 
 
 @pytest.fixture
+def loads(monkeypatch):
+    """The kernels loaded (compiled or read from the disk cache) during the test."""
+    seen = []
+    from jitgrad import compile as jg_compile
+
+    real = jg_compile.load
+    monkeypatch.setattr(jg_compile, "load", lambda source: seen.append(source) or real(source))
+    return seen
+
+
+@pytest.fixture
 def builds(monkeypatch):
     """Counts how often a signature is traced and compiled."""
     count = collections.Counter()

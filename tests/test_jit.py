@@ -6,17 +6,8 @@ import pytest
 
 import jitgrad
 import jitgrad.numpy as np
-from jitgrad import compile as jg_compile
 
 X = numpy.linspace(-1.0, 2.0, 5)
-
-
-@pytest.fixture
-def loads(monkeypatch):
-    seen = []
-    real = jg_compile.load
-    monkeypatch.setattr(jg_compile, "load", lambda source: seen.append(source) or real(source))
-    return seen
 
 
 def test_values_and_structures_are_the_functions(loads):

@@ -42,6 +42,16 @@ def _value_and_grad(fun, x):
     return jitgrad.value_and_grad(lambda x: fun(x))(x)
 
 
+def _on_one_thread(fun, x):
+    """`_value_and_grad` with Numba's thread count set to 1."""
+    saved = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return _value_and_grad(fun, x)
+    finally:
+        numba.set_num_threads(saved)
+
+
 @pytest.mark.parametrize("name", list(FUNCTIONS))
 def test_parallel_kernels_are_the_serial_ones(small_threshold, monkeypatch, name):
     fun = FUNCTIONS[name]
@@ -64,13 +74,7 @@ def test_one_thread_gives_the_same_bits(small_threshold):
     """The chunks do not depend on the thread count, so neither does any rounding."""
     fun = FUNCTIONS["axis-0"]
     x = numpy.random.RandomState(4).standard_normal((200, 3))
-    many = _value_and_grad(fun, x)
-    saved = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        one = _value_and_grad(fun, x)
-    finally:
-        numba.set_num_threads(saved)
+    many, one = _value_and_grad(fun, x), _on_one_thread(fun, x)
     assert many[0] == one[0] and numpy.array_equal(many[1], one[1])
 
 
@@ -124,12 +128,7 @@ def test_gathers_run_their_interior_in_chunks(small_threshold, monkeypatch, name
         numpy.testing.assert_allclose(value, v, rtol=1e-13)
         numpy.testing.assert_allclose(grad, g, rtol=1e-12, atol=1e-14 * abs(g).max())
     monkeypatch.delenv("JITGRAD_PARALLEL")
-    saved = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        one = _value_and_grad(fun, x)
-    finally:
-        numba.set_num_threads(saved)
+    one = _on_one_thread(fun, x)
     assert value == one[0] and numpy.array_equal(grad, one[1])
 
 

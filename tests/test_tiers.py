@@ -13,15 +13,6 @@ from jitgrad import compile as jg_compile
 X = numpy.linspace(-1.0, 2.0, 7)
 
 
-@pytest.fixture
-def loads(monkeypatch):
-    """The kernels loaded (compiled or read from the disk cache) during the test."""
-    seen = []
-    real = jg_compile.load
-    monkeypatch.setattr(jg_compile, "load", lambda source: seen.append(source) or real(source))
-    return seen
-
-
 def test_interpreted_first_then_compiled(monkeypatch, loads):
     monkeypatch.setattr(api, "TIER_SECONDS", 0.0)  # compile after the first call
 

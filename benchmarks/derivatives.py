@@ -69,7 +69,7 @@ import numpy
 from . import problems
 from .gmm import markdown_table
 from .handwritten import FAST, logreg_numpy
-from .run import (SINGLE_THREAD_ENV, LoadMonitor, Missing, _import,  # shared helpers
+from .run import (LoadMonitor, Missing, _import, reexec_single_threaded,  # shared helpers
                   _jitgrad_source_stamp, _summarise, environment, fmt_s, fmt_us,
                   run_conditions, time_per_call)
 
@@ -916,11 +916,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.single_thread and any(os.environ.get(k) != v for k, v in SINGLE_THREAD_ENV.items()):
-        # Thread pools are sized when each library loads (NumPy's OpenBLAS already has).
-        os.environ.update(SINGLE_THREAD_ENV)
-        argv = sys.argv[1:] if argv is None else list(argv)
-        os.execv(sys.executable, [sys.executable, "-m", "benchmarks.derivatives", *argv])
+    if args.single_thread:
+        reexec_single_threaded("benchmarks.derivatives", argv)
     # An empty kernel cache of our own, set before jitgrad is first imported (by a row's
     # builder): jitgrad's first calls then trace and compile, whatever ~/.cache/jitgrad holds.
     if "jitgrad" in sys.modules:

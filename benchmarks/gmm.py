@@ -81,7 +81,7 @@ import numba
 import numpy
 
 from .run import (LoadMonitor, Missing, _cpu_model, _identity,  # shared with the main table
-                  _import, _loop, run_conditions)
+                  _import, _loop, reexec_single_threaded, run_conditions)
 
 RTOL = 1e-7  # agreement required with the hand-written NumPy value and gradient
 
@@ -1099,23 +1099,10 @@ def parse_args(argv=None):
     return args
 
 
-SINGLE_THREAD_ENV = {  # as run.py --single-thread
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "NUMBA_NUM_THREADS": "1",
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-}
-
-
 def main(argv=None):
     args = parse_args(argv)
-    if args.single_thread and any(os.environ.get(k) != v for k, v in SINGLE_THREAD_ENV.items()):
-        # Thread pools are sized when each library loads (NumPy's OpenBLAS already has):
-        # start again with the variables set.
-        os.environ.update(SINGLE_THREAD_ENV)
-        argv = sys.argv[1:] if argv is None else list(argv)
-        os.execv(sys.executable, [sys.executable, "-m", "benchmarks.gmm", *argv])
+    if args.single_thread:
+        reexec_single_threaded("benchmarks.gmm", argv)
     own_cache = "JITGRAD_CACHE_DIR" not in os.environ
     if own_cache:
         # An empty kernel cache of our own: jitgrad's first call then traces and compiles.

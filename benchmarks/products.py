@@ -41,13 +41,13 @@ from . import problems
 from .run import (
     BUILDERS,
     RTOL,
-    SINGLE_THREAD_ENV,
     Cell,
     LoadMonitor,
     _jitgrad_source_stamp,
     environment,
     fmt_cell,
     fmt_ratio,
+    reexec_single_threaded,
     fmt_s,
     run_conditions,
     run_contender,
@@ -253,12 +253,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.single_thread and any(os.environ.get(k) != v for k, v in SINGLE_THREAD_ENV.items()):
-        # Thread pools are sized when each library loads, and NumPy's OpenBLAS already has:
-        # start again with run.py's single-thread variables set.
-        os.environ.update(SINGLE_THREAD_ENV)
-        argv = sys.argv[1:] if argv is None else list(argv)
-        os.execv(sys.executable, [sys.executable, "-m", "benchmarks.products", *argv])
+    if args.single_thread:
+        reexec_single_threaded("benchmarks.products", argv)
     if "jitgrad" in sys.modules:
         raise RuntimeError("jitgrad was imported before its cache directory was set")
     cache = tempfile.mkdtemp(prefix="jitgrad-products-cache-")

@@ -774,20 +774,21 @@ SINGLE_THREAD_ENV = {
 }
 
 
-def _reexec_single_threaded(argv):
+def reexec_single_threaded(module: str, argv):
     """Thread pools are sized when each library loads, and NumPy (hence OpenBLAS) is already
-    loaded by the time the arguments are parsed: start again with the variables set."""
+    loaded by the time the arguments are parsed: start `python -m module argv` again with the
+    variables set (once: the new process finds them set)."""
     if all(os.environ.get(k) == v for k, v in SINGLE_THREAD_ENV.items()):
         return
     os.environ.update(SINGLE_THREAD_ENV)
     argv = sys.argv[1:] if argv is None else list(argv)
-    os.execv(sys.executable, [sys.executable, "-m", "benchmarks.run", *argv])
+    os.execv(sys.executable, [sys.executable, "-m", module, *argv])
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.single_thread:
-        _reexec_single_threaded(argv)
+        reexec_single_threaded("benchmarks.run", argv)
     if args.first_call_child:
         first_call_child(args.first_call_child)
         return 0

@@ -455,11 +455,15 @@ def _costly_work(sinks, schedule: Schedule) -> bool:
     return False
 
 
+# Reductions whose per-chunk partials fold into the result (in chunk order).
+PARTIAL_REDUCTIONS = (Prim.reduce_sum, Prim.reduce_max, Prim.reduce_min)
+
+
 def _parallel_nest(loop: Loop, schedule: Schedule) -> bool:
     """Can the nest run its rows (the outer axis) in chunks on several threads, and is it worth
-    it?  Every row must write only its own elements (stores, and reductions that keep the outer
-    axis) or reduce into per-chunk partials; a scatter (several rows adding into one element)
-    stays serial."""
+    it (given that the kernel may use threads: `KernelWriter.threads`)?  Every row must write
+    only its own elements (stores, and reductions that keep the outer axis) or reduce into
+    per-chunk partials; a scatter (several rows adding into one element) stays serial."""
     space = loop.space
     # A row product reads a row of its matrix at each element of the nest.
     width = max([s.stmt.inputs[0].shape[1] if s.kind == "rowdot" else s.stmt.inputs[0].shape[0]
@@ -469,10 +473,9 @@ def _parallel_nest(loop: Loop, schedule: Schedule) -> bool:
     for sink in loop.sinks:
         if sink.kind == "scatter" or (sink.kind == "store" and sink.var.ndim == 0):
             return False
-        if sink.kind == "reduce" and sink.stmt.prim not in (Prim.reduce_sum, Prim.reduce_max,
-                                                               Prim.reduce_min):
+        if sink.kind == "reduce" and sink.stmt.prim not in PARTIAL_REDUCTIONS:
             return False
-    return _costly_work(loop.sinks, schedule) and threads_pay(schedule) and parallel_enabled()
+    return _costly_work(loop.sinks, schedule)
 
 
 class _Chunks:
@@ -520,6 +523,8 @@ class KernelWriter:
         self.lines: list[str] = []
         self.chunks: _Chunks | None = None  # of the parallel nest being written
         self.parallel = False  # has a parallel nest: compiled with parallel=True
+        # May its nests run on several threads at all (once per kernel, not per nest)?
+        self.threads = not is_region and parallel_enabled() and threads_pay(schedule)
 
     def out(self, indent: int, line: str) -> None:
         self.lines.append("    " * indent + line)
@@ -750,7 +755,7 @@ class KernelWriter:
         index = tuple(f"i{d}" for d in range(k))
         described = []
         self.chunks = _Chunks(next(self.counter), space[0], self.lift) \
-            if not self.is_region and _parallel_nest(loop, self.schedule) else None
+            if self.threads and _parallel_nest(loop, self.schedule) else None
         for sink in loop.sinks:
             described.append(self.sink(sink, body, post, index))
         chunks, self.chunks = self.chunks, None
@@ -871,16 +876,14 @@ class KernelWriter:
         """Can a gather's segment run its rows in chunks on several threads?  Each row writes its
         own elements of the buffers; a reduction must be a sum, max or min into an accumulator
         (per-chunk partials) or keep the rows (each row its own element)."""
-        if self.is_region or segment[0][1] - segment[0][0] < 2 \
+        if not self.threads or segment[0][1] - segment[0][0] < 2 \
                 or math.prod(hi - lo for lo, hi in segment) < PARALLEL_MIN_ELEMENTS:
             return False
         for sink in active:
-            if sink.kind == "reduce" and (
-                    sink.stmt.prim not in (Prim.reduce_sum, Prim.reduce_max, Prim.reduce_min)
-                    or sink.var.ndim and 0 in sink.stmt.params["axes"]):
+            if sink.kind == "reduce" and (sink.stmt.prim not in PARTIAL_REDUCTIONS
+                                          or sink.var.ndim and 0 in sink.stmt.params["axes"]):
                 return False
-        return _costly_work(active, self.schedule) and threads_pay(self.schedule) \
-            and parallel_enabled()
+        return _costly_work(active, self.schedule)
 
     def chunked_segment(self, body: _LoopBody, segment, active, accumulators) -> None:
         """A gather's segment with its rows in chunks, as `loop` runs a parallel nest: each

@@ -356,6 +356,8 @@ def first_call(kernel, args):
     """Call a kernel for the first time: Numba compiles it (or loads it from its disk cache, see
     `fail_soft`).  A failure here is a jitgrad bug, reported with the generated file, not as a
     typing error."""
+    if not _jit.is_ready():  # the interpreted tier's kernel: Numba is not needed (nor imported)
+        return kernel(*args)
     import numba
 
     try:

@@ -242,6 +242,11 @@ if sys.argv[1] == "late import":  # a family module imported after Numba has sta
     with jitgrad.execution("compile"):
         h = jitgrad.grad(lambda a: np.sum(signal.convolve(a, numpy.ones(3)) ** 2))(numpy.ones(4))
     print(h.tolist())
+if sys.argv[1] == "vjp":  # make_vjp, and check_grads (autograd's examples call it), interpreted
+    from jitgrad.test_util import check_grads
+    check_grads(f, modes=["rev"])(numpy.linspace(-1.0, 1.0, 9))
+    vjp, _ = jitgrad.make_vjp(f)(numpy.ones(3))
+    print("numba" in sys.modules, vjp(1.0).tolist())
 """
 
 
@@ -263,6 +268,10 @@ def _new_process(tmp_path, *argv, **env):
 def test_numba_starts_only_when_a_kernel_is_needed(tmp_path):
     # A short script is interpreted from start to end: Numba is never imported.
     assert _new_process(tmp_path, "-", JITGRAD_TIER_SECONDS="3600") == ["False 1", "False 0"]
+    out = _new_process(tmp_path, "vjp", JITGRAD_TIER_SECONDS="3600")
+    assert out[:2] == ["False 1", "False 0"] and out[2].startswith("False [")
+    numpy.testing.assert_allclose(eval(out[2][len("False "):]), numpy.tanh(1.0) * 2 + (
+        1 - numpy.tanh(1.0) ** 2), rtol=1e-13)
     # Compiling after the first call: Numba starts then, and a family module imported later
     # gets its Numba functions made at once (convolve's kernel is called from the new kernel).
     out = _new_process(tmp_path, "late import", JITGRAD_TIER_SECONDS="0")

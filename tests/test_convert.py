@@ -1112,6 +1112,17 @@ def test_jitgrad_and_numpy_functions_are_not_converted():
     import jitgrad.numpy as jnp
     for fn in (numpy.linalg.norm, numpy.clip, jnp.where, jnp.mean, convert):
         assert conv(fn) is fn
+    # jitgrad's wrappers take the user's __module__ (functools.wraps); their code is jitgrad's,
+    # and reading its source would parse a whole jitgrad file (25 ms) for nothing.
+    import jitgrad
+
+    def user(x):
+        return x * x if x > 0 else -x
+
+    wrapped = jitgrad.grad(user)
+    assert wrapped.__module__ == user.__module__
+    assert conv(wrapped) is wrapped and "jitgrad" in not_converted_reason(wrapped)
+    assert conv(user) is not user
 
 
 def test_reserved_names_are_refused():

@@ -178,8 +178,8 @@ from .control_flow import _Converter
 from .jump_statements import BreakStatements, ContinueStatements, ReturnStatements
 from .live_reads import _LiveReads
 from .logical_expressions import LogicalExpressions
-from .source import (_LIBRARY_DIRS, DO_NOT_CONVERT, _all_code_names, _class_of, _find_source,
-                     _lambda_def, _mangle, is_library_module)
+from .source import (_LIBRARY_DIRS, DO_NOT_CONVERT, JITGRAD_DIR, _all_code_names, _class_of,
+                     _find_source, _lambda_def, _mangle, is_library_module)
 from .super_calls import _SuperCalls
 from .templates import _PREFIX, RETURN_VALUE, RUNTIME_NAME, _locate
 
@@ -400,6 +400,8 @@ def _skipped_module(fn) -> str | None:
     if module.split(".")[0] in DO_NOT_CONVERT:
         return f"a function of {module}, which jitgrad does not convert"
     filename = os.path.normcase(os.path.abspath(fn.__code__.co_filename))
+    if filename.startswith(JITGRAD_DIR):
+        return "a function of jitgrad, which jitgrad does not convert"
     if any(filename.startswith(d) for d in _LIBRARY_DIRS):
         return "a function of the standard library or of an installed package"
     return None

@@ -34,6 +34,9 @@ def _library_dirs() -> tuple:
 
 
 _LIBRARY_DIRS = _library_dirs()
+# jitgrad's own files, wherever it is installed (an editable install is outside site-packages):
+# its functions can carry a user's `__module__` (`grad(f)` is wrapped as f), not its code.
+JITGRAD_DIR = os.path.normcase(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
 
 
 def is_library_module(name: str, filename) -> bool:
@@ -44,7 +47,7 @@ def is_library_module(name: str, filename) -> bool:
     if filename is None:
         return name in sys.builtin_module_names
     filename = os.path.normcase(os.path.abspath(filename))
-    return any(filename.startswith(d) for d in _LIBRARY_DIRS)
+    return any(filename.startswith(d) for d in (*_LIBRARY_DIRS, JITGRAD_DIR))
 
 
 def _mangle(cls: str | None, name: str) -> str:
@@ -86,7 +89,16 @@ def _parse_file(filename: str, lines: list):
                 c = stack.pop()
                 codes[c.co_name, c.co_firstlineno].append(c)
                 stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-            parsed = (tree, codes)
+            # The definitions by the (name, first line) their code objects have, found in one
+            # walk of the tree (not one per function looked up).
+            defs: dict = collections.defaultdict(list)
+            for n in ast.walk(tree):
+                if isinstance(n, ast.Lambda):
+                    defs["<lambda>", n.lineno].append(n)
+                elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    line = n.decorator_list[0].lineno if n.decorator_list else n.lineno
+                    defs[n.name, line].append(n)
+            parsed = (tree, codes, defs)
         except (SyntaxError, ValueError):
             parsed = None
         if len(_FILES) > 64:
@@ -110,20 +122,12 @@ def _find_source(fn):
     parsed = _parse_file(code.co_filename, lines)
     if parsed is None:
         return "its source code could not be parsed"
-    tree, codes = parsed
+    tree, codes, defs = parsed
     compiled = codes.get((code.co_name, code.co_firstlineno), [])
     if not any(_same_code(c, code) for c in compiled):
         return ("its source code is not the code that runs (was its file edited after it was "
                 "imported?)")
-    nodes = []
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Lambda):
-            if code.co_name == "<lambda>" and n.lineno == code.co_firstlineno:
-                nodes.append(n)
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == code.co_name:
-            if (n.decorator_list[0].lineno if n.decorator_list else n.lineno) \
-                    == code.co_firstlineno:
-                nodes.append(n)
+    nodes = list(defs.get((code.co_name, code.co_firstlineno), ()))
     if len(nodes) != len(compiled):
         return "its source code is ambiguous"
     # Several on one line (lambdas): the compiler makes their code in source order.

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _jit, ad, codegen, compile, forward, fuse, watch
+from . import _jit, ad, codegen, compile, compile_worker, forward, fuse, watch
 from .errors import ArgumentError, JitgradInternalError, JitgradWarning, TracingError
 from .interpret import Staged, evaluate, last_uses
 from .ir import Graph, verify
@@ -857,14 +857,35 @@ class _GradFunction:
                     # Loading it is cheap once Numba has started in this process; before,
                     # starting Numba is the price (about 0.5 s).
                     return None if _jit.is_ready() else TIER_SECONDS * TIER_START_SECONDS
+                if compile_worker.enabled() and compile_worker.portable(build.source):
+                    # Compiled by a worker process while this one goes on interpreting: the
+                    # price here is loading it, as for a kernel in the disk cache.
+                    return TIER_SECONDS * (TIER_START_SECONDS if not _jit.is_ready() else 0.1)
                 return TIER_SECONDS * max(1.0, compile_seconds(lines))
 
-            def upgrade():
-                """The interpreted tier has had its time: compile (on the next call)."""
+            def upgrade(args=None, failed=None):
+                """The interpreted tier has had its time: compile (on the next call), or start
+                a worker process compiling it (with the call's `args`: returns the worker; its
+                end calls this again, with why it `failed` if it did)."""
+                if failed:
+                    _warn_once(self.name, f"compiling its kernel in a worker process failed "
+                               f"({failed}); it is compiled in this process instead")
+                elif args is not None and not compile.is_cached(build.source):
+                    # (The lifted numbers as the source reads them: a deferred source was
+                    # generated after this call's arguments were made.)
+                    args = (*args[:-1], tuple((build.lifted or {}).values()))
+                    directory = compile.cache_dir()
+                    lines = build.source.count("\n")
+                    worker = directory and compile_worker.start(
+                        build.source, args, directory, 60.0 + 10 * compile_seconds(lines))
+                    if worker:
+                        TIERS["compiled in a worker process"] += 1
+                        return worker
                 entry.fallback = _interpreted(build.grad_graph)
                 entry.use(compile.load(build.source))
                 entry.compiled, entry.fast_keys = False, tuple(fast)
                 TIERS["compiled after interpreting"] += 1
+                return None
 
             threshold = math.inf if mode == "interpret" else 0.0 if defer else price()
             # Signatures that differ only in sizes share a kernel, and the time they spend
@@ -1067,7 +1088,8 @@ TIER_SECONDS = float(os.environ.get("JITGRAD_TIER_SECONDS", "1.0"))
 # yet (`import jitgrad` does not import it, see _jit.py): its price is Numba's start-up.  Once
 # Numba has started, a cached kernel is loaded at once.
 TIER_START_SECONDS = float(os.environ.get("JITGRAD_TIER_START_SECONDS", "0.5"))
-TIERS = {"interpreted calls": 0, "compiled after interpreting": 0}
+TIERS = {"interpreted calls": 0, "compiled after interpreting": 0,
+         "compiled in a worker process": 0}
 
 
 def compile_seconds(lines: int) -> float:
@@ -1094,11 +1116,11 @@ class _Tiered:
     lower bound: crossing it takes the account's price, or asks `price()` for it (which generates
     the kernel's source; the others of the account generate theirs only to compile)."""
 
-    __slots__ = ("run", "account", "upgrade", "threshold", "price")
+    __slots__ = ("run", "account", "upgrade", "threshold", "price", "worker")
 
     def __init__(self, graph: Graph, upgrade, threshold: float, account: _Account, price=None):
         self.run, self.account, self.upgrade = _interpreted(graph), account, upgrade
-        self.threshold, self.price = threshold, price
+        self.threshold, self.price, self.worker = threshold, price, None
 
     def __call__(self, *args):
         start = time.perf_counter()
@@ -1106,6 +1128,11 @@ class _Tiered:
         account = self.account
         account.spent += time.perf_counter() - start
         TIERS["interpreted calls"] += 1
+        if self.worker is not None:  # compiling elsewhere: switch once it is in the cache
+            if self.worker.done():
+                failed, self.worker = self.worker.error, None
+                self.upgrade(failed=failed or None)
+            return out
         if account.spent >= self.threshold and self.price is not None:
             if account.price is None:
                 account.price, self.price = _seconds(self.price()), None
@@ -1115,7 +1142,7 @@ class _Tiered:
                 self.threshold, self.price = _seconds(self.price()), None
         if account.spent >= self.threshold:
             self.threshold = math.inf  # once
-            self.upgrade()
+            self.worker = self.upgrade(args)
         return out
 
 

@@ -20,6 +20,9 @@ else:
 # The tests compile a new signature's kernel at its first call, so that a test of the compiled
 # tier tests Numba's kernel (users' default, "auto", interprets first: tests/test_tiers.py).
 os.environ.setdefault("JITGRAD_EXECUTION", "compile")
+# Tests of the interpreted tier switch to the compiled one in this process; those of kernels
+# compiled by a worker process (tests/test_compile_worker.py) turn workers on.
+os.environ.setdefault("JITGRAD_COMPILE_WORKER", "0")
 
 from jitgrad import api  # noqa: E402
 

@@ -26,7 +26,7 @@ import numpy as np
 from . import _jit, ad, codegen, compile, compile_worker, forward, fuse, watch
 from .errors import ArgumentError, JitgradInternalError, JitgradWarning, TracingError
 from .interpret import Staged, evaluate, last_uses
-from .ir import Graph, verify
+from .ir import Graph, Lit, verify
 from .control import Made, converted_call
 from .trace import Trace, Tracer, flatten, float_leaf, unflatten, user_frame
 
@@ -499,6 +499,16 @@ class _Entry:
         if self.draws:
             self.call1 = lambda x: kernel(x, *self.consts_now())
 
+    def renew(self, draws) -> None:
+        """Serve a new signature whose trace gave this entry's graph: the next call uses the
+        numbers that trace drew (the generators have moved past them already)."""
+        if self.draws:
+            consts = list(self.consts)
+            for (_, _, _, index, _), (_, _, _, value) in zip(self.draws, draws):
+                if index is not None:
+                    consts[index] = value
+            self.consts, self.drawn = tuple(consts), True
+
     def consts_now(self) -> tuple:
         """The kernel's constants for this call: the random draws made afresh, in order."""
         if not self.draws:
@@ -594,8 +604,8 @@ class _GradFunction:
         key = (self.argnums, self.kind) if tag is None else (self.argnums, self.kind, tag)
         if key not in per_fun:
             fast: dict = {}
-            per_fun[key] = (_Entries(fast), fast, _Numbers(), {})
-        self._entries, self._fast, self._numbers, self._accounts = per_fun[key]
+            per_fun[key] = (_Entries(fast), fast, _Numbers(), {}, {})
+        self._entries, self._fast, self._numbers, self._accounts, self._by_graph = per_fun[key]
         self._fast_ok = self.argnums == (0,) and self.kind == "grad"
 
     def __repr__(self) -> str:
@@ -832,8 +842,17 @@ class _GradFunction:
             # only once interpreting has cost the least a kernel can be priced at, so a
             # signature called a few times (one size of a sweep) never pays for codegen.
             defer = mode == "auto" and not _jit.is_ready()
+            traced = self._trace(args, kwargs)
+            # Signatures that differ only in a static number the trace did not keep (an
+            # iteration count used as `i % n`) trace to the same graph: one entry serves them.
+            gkey = _traced_key(traced, mode)
+            same = self._by_graph.get(gkey) if gkey is not None else None
+            if same is not None and (same.current is None or same.current()):
+                same.renew(traced[4])  # this trace's random draws, for this call
+                self._entries[key] = same
+                return same
             build = self._build(args, kwargs, key, generate=mode != "interpret" and not defer,
-                                max_lines=MAX_KERNEL_LINES)
+                                max_lines=MAX_KERNEL_LINES, traced=traced)
 
             def price() -> float | None:
                 """How long to interpret before compiling: None (not at all: use the kernel at
@@ -910,6 +929,10 @@ class _GradFunction:
             entry.out_tree = build.out_tree
             entry.compiled = threshold == math.inf or tiered
             self._entries[key] = entry
+            if gkey is not None:
+                if len(self._by_graph) >= MAX_SIGNATURES:
+                    self._by_graph.pop(next(iter(self._by_graph)))
+                self._by_graph[gkey] = entry
             hot = self._fast_ok and len(args) == 1 and not kwargs and threshold != math.inf
             # The hot path's keys: the shape of a float64 array (not 0-d: kernels take 0-d
             # values as scalars), or the type of a float (NumPy's float64 is one too; both get
@@ -925,8 +948,8 @@ class _GradFunction:
                     self._fast[k] = entry
             return entry
 
-    def _build(self, args, kwargs, key, generate=True, max_lines=math.inf) -> _Build:
-        graph, consts, wrt, watches, draws, out_tree = self._trace(args, kwargs)
+    def _build(self, args, kwargs, key, generate=True, max_lines=math.inf, traced=None) -> _Build:
+        graph, consts, wrt, watches, draws, out_tree = traced or self._trace(args, kwargs)
         if self.kind == "value":  # a composition of derivatives, compiled as it is
             grad_graph, grad_consts = graph, consts
         elif self.kind == "jvp":
@@ -1144,6 +1167,60 @@ class _Tiered:
             self.threshold = math.inf  # once
             self.worker = self.upgrade(args)
         return out
+
+
+def _traced_key(traced, mode):
+    """What a traced function computes, as a hashable key (None: no sharing): the graph exactly
+    (`_exact_graph`), the identity of the constants it captured (random draws by what drew
+    them; the entry this keys holds them, so their ids stay theirs), the watches, the structure
+    of the output."""
+    graph, consts, wrt, watches, draws, out_tree = traced
+    if any(isinstance(d[3], Made) for d in draws) or ("retrace",) in watches:
+        return None
+    drawn = {id(d[3]) for d in draws}
+    try:
+        key = (mode, _exact_graph(graph), wrt, repr(out_tree),
+                tuple(("drawn",) if id(c) in drawn else id(c) for c in consts),
+                tuple((getattr(f, "__func__", f), id(getattr(f, "__self__", None)), repr(a),
+                       repr(sorted(k.items()))) for f, a, k, _ in draws),
+                tuple(watches))
+        hash(key)
+    except Exception:  # noqa: BLE001 (a parameter that cannot be a key: no sharing)
+        return None
+    return key
+
+
+def _exact(value):
+    """A parameter or literal as a key: numbers with their type and exact text (so 0.0 is not
+    -0.0, 1 is not 1.0 or True), graphs by their statements, the rest as they are (ops by
+    identity)."""
+    if isinstance(value, Graph):
+        return _exact_graph(value)
+    if isinstance(value, (bool, int, float, complex, np.generic)):
+        return (type(value), repr(value))
+    if isinstance(value, (tuple, list)):
+        return (type(value), tuple(_exact(v) for v in value))
+    if isinstance(value, dict):
+        return (dict, tuple((k, _exact(v)) for k, v in value.items()))
+    if isinstance(value, np.ndarray):
+        raise TypeError("an array parameter")
+    return value
+
+
+def _exact_graph(graph: Graph) -> tuple:
+    """A graph as a key, equal for two traces exactly when they record the same computation:
+    every statement's primitive, parameters, inputs (variables by number, literals by value
+    and dtype) and outputs' shapes and dtypes."""
+    def var(v):
+        return (v.id, v.shape, v.dtype.str)
+
+    def atom(a):
+        return ("lit", _exact(a.value), a.dtype.str) if isinstance(a, Lit) else a.id
+
+    return (graph.name, tuple(map(var, graph.inputs)), tuple(map(var, graph.consts)),
+            tuple((s.prim, tuple(map(atom, s.inputs)), tuple(map(var, s.outs)),
+                   tuple((k, _exact(v)) for k, v in s.params.items())) for s in graph.stmts),
+            tuple(map(atom, graph.outputs)))
 
 
 def _seconds(price) -> float:

@@ -137,8 +137,8 @@ def start(source: str, args, directory: str, timeout: float) -> Worker | None:
             f.write(request_data)
         log = tempfile.TemporaryFile()
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env = dict(os.environ, JITGRAD_CACHE_DIR=directory,
-                   PYTHONPATH=os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]))
+        path = [root, *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = dict(os.environ, JITGRAD_CACHE_DIR=directory, PYTHONPATH=os.pathsep.join(path))
         process = subprocess.Popen([sys.executable, "-m", "jitgrad.compile_worker", request],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=log, env=env, cwd=directory)

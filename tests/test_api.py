@@ -262,6 +262,37 @@ def test_a_number_argument_that_changes_becomes_a_kernel_argument():
     assert [gb(x, s)[0] for s in (1.0, 2.0, 1.2, 3.0)] == [2.0, 2.0, 2.0, 3.0]
 
 
+def test_signatures_whose_traces_are_one_computation_share_an_entry(builds):
+    # autograd's GAN and VAE pick a minibatch with `iter % num_batches`: the iteration count
+    # stays in the signature (it gives a slice), yet only num_batches computations exist.
+    data = numpy.arange(12.0).reshape(6, 2)
+
+    def loss(w, it):
+        i = it % 3
+        return np.sum(np.tanh(data[2 * i:2 * i + 2] @ w) ** 2)
+
+    g = grad(loss)
+    w = numpy.array([0.3, -0.2])
+    for it in range(12):
+        batch = data[2 * (it % 3):2 * (it % 3) + 2]
+        t = numpy.tanh(batch @ w)
+        numpy.testing.assert_allclose(g(w, it), batch.T @ (2 * t * (1 - t ** 2)), rtol=1e-13,
+                                   atol=1e-15)
+    assert builds["loss"] == 3  # traced at every new `it`, differentiated and compiled thrice
+
+    # Traces equal but for a literal's sign, type or a constant's identity are not shared.
+    signs = [0.0, -0.0]
+    gs = grad(lambda x, k: np.sum(x * signs[k]))
+    assert [bool(numpy.signbit(gs(numpy.ones(1), k)[0])) for k in (0, 1, 0, 1)] == [
+        False, True, False, True]
+    arrays = [numpy.ones(2), numpy.full(2, 3.0)]
+    ga = grad(lambda x, k: np.sum(x * arrays[k]))
+    assert [ga(numpy.ones(2), k).tolist() for k in (0, 1, 0)] == [[1, 1], [3, 3], [1, 1]]
+    ints = [numpy.ones(2, numpy.int64), numpy.ones(2)]
+    gi = grad(lambda x, k: np.sum(x * x * ints[k]))
+    assert gi(numpy.ones(2), 0).dtype == gi(numpy.ones(2), 1).dtype == numpy.float64
+
+
 def test_a_kernel_too_long_to_compile_runs_interpreted(monkeypatch):
     from jitgrad import api
 

@@ -27,6 +27,7 @@ from . import _jit, ad, codegen, compile, compile_worker, forward, fuse, watch
 from .errors import ArgumentError, JitgradInternalError, JitgradWarning, TracingError
 from .interpret import Staged, evaluate, last_uses
 from .ir import Graph, Lit, verify
+from .primitives import Prim
 from .control import Made, converted_call
 from .trace import Trace, Tracer, flatten, float_leaf, unflatten, user_frame
 
@@ -1139,17 +1140,20 @@ class _Tiered:
     lower bound: crossing it takes the account's price, or asks `price()` for it (which generates
     the kernel's source; the others of the account generate theirs only to compile)."""
 
-    __slots__ = ("run", "account", "upgrade", "threshold", "price", "worker")
+    __slots__ = ("run", "account", "upgrade", "threshold", "price", "worker", "library")
 
     def __init__(self, graph: Graph, upgrade, threshold: float, account: _Account, price=None):
-        self.run, self.account, self.upgrade = _interpreted(graph), account, upgrade
+        self.library = [0.0]
+        self.run, self.account, self.upgrade = _interpreted(graph, self.library), account, upgrade
         self.threshold, self.price, self.worker = threshold, price, None
 
     def __call__(self, *args):
-        start = time.perf_counter()
+        # The time compiling could save: the call's, less its library calls (matrix products
+        # take as long in a compiled kernel).
+        start, library = time.perf_counter(), self.library[0]
         out = self.run(*args)
         account = self.account
-        account.spent += time.perf_counter() - start
+        account.spent += time.perf_counter() - start - (self.library[0] - library)
         TIERS["interpreted calls"] += 1
         if self.worker is not None:  # compiling elsewhere: switch once it is in the cache
             if self.worker.done():
@@ -1241,15 +1245,30 @@ def tier_stats() -> dict:
     return dict(TIERS)
 
 
-def _interpreted(graph: Graph):
+def _library_statements(graph: Graph) -> frozenset:
+    """The statements that run the same library code (BLAS, LAPACK, convolution) interpreted or
+    compiled: compiling does not make them faster."""
+    found = set()
+    for i, stmt in enumerate(graph.stmts):
+        name = getattr(stmt.params.get("op"), "name", "")
+        if stmt.prim is Prim.matmul or name in codegen.THREADED_OPS or name.startswith(
+                "convolve"):
+            found.add(i)
+    return frozenset(found)
+
+
+def _interpreted(graph: Graph, library=None):
     """A kernel that evaluates `graph` with NumPy: results as a compiled kernel gives them (new
     arrays, never an argument's memory; 0-d values as scalars).  It takes the compiled
-    kernel's arguments: the inputs, the constants, and the lifted numbers, which it ignores."""
+    kernel's arguments: the inputs, the constants, and the lifted numbers, which it ignores.
+    With `library` (a list of one number), the seconds its library calls take
+    (`_library_statements`) are added to `library[0]`."""
     n, m = len(graph.inputs), len(graph.inputs) + len(graph.consts)
     frees = last_uses(graph)
+    timed = _library_statements(graph) if library is not None else ()
 
     def kernel(*args):
-        out = evaluate(graph, list(args[:n]), list(args[n:m]), frees)
+        out = evaluate(graph, list(args[:n]), list(args[n:m]), frees, timed, library)
         return tuple(np.array(v) if np.ndim(v) else (v.item() if hasattr(v, "item") else v)
                      for v in out)
 

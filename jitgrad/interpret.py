@@ -6,15 +6,18 @@ the graph into the enclosing trace (that is how `grad` of a `grad` works).
 
 from __future__ import annotations
 
+import time
+
 from .ir import Graph, Lit
 from .primitives import MULTI
 from .trace import bind, bind_multi
 
 
-def evaluate(graph: Graph, inputs, consts, frees=None) -> list:
+def evaluate(graph: Graph, inputs, consts, frees=None, timed=(), clock=None) -> list:
     """The graph's outputs.  `frees` (from `last_uses`): drop each value after the statement
     that reads it last, so that a long gradient holds only what its backward pass still needs
-    (without it, every intermediate lives to the end)."""
+    (without it, every intermediate lives to the end).  `timed`: the indices of statements
+    whose seconds are added to `clock[0]`."""
     env = dict(zip(graph.inputs, inputs))
     env.update(zip(graph.consts, consts))
 
@@ -22,11 +25,14 @@ def evaluate(graph: Graph, inputs, consts, frees=None) -> list:
         return a.value if isinstance(a, Lit) else env[a]
 
     for i, stmt in enumerate(graph.stmts):
+        start = time.perf_counter() if i in timed else None
         if stmt.prim in MULTI:
             env.update(zip(stmt.outs, bind_multi(stmt.prim, *map(read, stmt.inputs),
                                                  **stmt.params)))
         else:
             env[stmt.out] = bind(stmt.prim, *map(read, stmt.inputs), **stmt.params)
+        if start is not None:
+            clock[0] += time.perf_counter() - start
         if frees is not None:
             for v in frees[i]:
                 del env[v]

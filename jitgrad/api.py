@@ -846,7 +846,10 @@ class _GradFunction:
             traced = self._trace(args, kwargs)
             # Signatures that differ only in a static number the trace did not keep (an
             # iteration count used as `i % n`) trace to the same graph: one entry serves them.
-            gkey = _traced_key(traced, mode)
+            # (Only a static leaf can differ without changing the graph: other signatures
+            # differ in a shape or dtype, which the graph shows.  The key costs about 6 µs a
+            # statement: 0.7 s for autograd's fluidsim.)
+            gkey = _traced_key(traced, mode) if self._static_leaves(args, kwargs) else None
             same = self._by_graph.get(gkey) if gkey is not None else None
             if same is not None and (same.current is None or same.current()):
                 same.renew(traced[4])  # this trace's random draws, for this call
@@ -949,6 +952,18 @@ class _GradFunction:
                     self._fast[k] = entry
             return entry
 
+    def _static_leaves(self, args, kwargs) -> bool:
+        """Whether an argument not differentiated has a leaf other than an array (a number, a
+        string, None, ...): a part of the signature that the traced graph may not show."""
+        n = len(args)
+        diff = {a % n for a in self.argnums} if n else set()
+        leaves: list = []
+        for i, a in enumerate(args):
+            if i not in diff:
+                flatten(a, leaves)
+        flatten(kwargs, leaves)
+        return any(not isinstance(leaf, np.ndarray) for leaf in leaves)
+
     def _build(self, args, kwargs, key, generate=True, max_lines=math.inf, traced=None) -> _Build:
         graph, consts, wrt, watches, draws, out_tree = traced or self._trace(args, kwargs)
         if self.kind == "value":  # a composition of derivatives, compiled as it is
@@ -977,6 +992,11 @@ class _GradFunction:
     def _generate(build: _Build, max_lines=math.inf) -> None:
         """The kernel's source, and the numbers it reads from its `lifted` argument; or, past
         `max_lines`, neither (`build.too_long`)."""
+        if len(build.grad_graph.stmts) > 4 * max_lines:
+            # Surely too long (a statement makes a line or more of a kernel, 4 or more in
+            # measured kernels): not scheduled and generated only to find out (fluidsim: 2.4 s).
+            build.too_long = True
+            return
         try:
             build.source, lift = codegen.generate(fuse.schedule(build.grad_graph),
                                                   note=build.note, max_lines=max_lines)

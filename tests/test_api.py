@@ -306,6 +306,23 @@ def test_a_kernel_too_long_to_compile_runs_interpreted(monkeypatch):
         g = grad(long_loss)(x)
     numpy.testing.assert_allclose(g, numpy.exp(x) * (numpy.sin(x) + numpy.cos(x)), rtol=1e-14)
 
+    # Over 4 statements per allowed line, it is not even scheduled (fluidsim: 2.4 s saved).
+    from jitgrad import fuse
+
+    scheduled = []
+    real = fuse.schedule
+    monkeypatch.setattr(fuse, "schedule", lambda graph: scheduled.append(graph) or real(graph))
+    monkeypatch.setattr(api, "MAX_KERNEL_LINES", 2)
+
+    def longer_loss(x):
+        return np.sum(np.sin(x) * np.exp(x) + np.cos(x) ** 2)
+
+    with pytest.warns(jitgrad.JitgradWarning, match="lines of generated code.*interpreter"):
+        g = grad(longer_loss)(x)
+    numpy.testing.assert_allclose(g, numpy.exp(x) * (numpy.sin(x) + numpy.cos(x))
+                                  - 2 * numpy.sin(x) * numpy.cos(x), rtol=1e-14)
+    assert not scheduled
+
 
 def test_explain_draws_the_computation_with_values_and_adjoints():
     """The seeds' picture: sin(xy) + cos(xy) with values forward and adjoints backward."""

@@ -132,10 +132,13 @@ def literal(value) -> str:
 
 class Lifted:
     """The numbers a kernel reads from its `lifted` argument instead of spelling them out, so
-    that one kernel serves every size: sizes (the integers from 2 up that shapes, loop bounds and
-    offsets are made of) and float constants (`np.mean`'s 1/n, a user's constants).
+    that one kernel serves every size: sizes (the integers from 2 up that shapes and loop bounds
+    are made of), the starts of slices (offsets) and float constants (`np.mean`'s 1/n, a user's
+    constants).
 
-    Names go by value, in order of first use (`N0, N1, ...` and `F0, F1, ...`).  So the text
+    Names go by value, in order of first use (`N0, N1, ...`, `S0, S1, ...` and `F0, F1, ...`);
+    a start is named apart from the sizes, so that a minibatch's start coinciding with a size
+    changes no code.  So the text
     with the names, plus the values, is exactly the text with the numbers spelled out: two traces
     that give the same text compute the same thing with their own numbers, whatever made them
     differ, and a kernel keyed by its text can never be used with another trace's numbers.  What
@@ -151,6 +154,7 @@ class Lifted:
     def __init__(self, literal: bool = False):
         self.literal = literal
         self.ints: dict[int, str] = {}
+        self.offsets: dict[int, str] = {}
         self.floats: dict[float, str] = {}
 
     def size(self, n) -> str:
@@ -159,6 +163,21 @@ class Lifted:
         if self.literal or n < 2:
             return literal(n)
         return self.ints.setdefault(n, f"N{len(self.ints)}")
+
+    def offset(self, n) -> str:
+        """Where a slice starts: named apart from the sizes (`S0, S1, ...`), so that the
+        minibatches `x[k*b:(k+1)*b]` of one loss give one kernel text whichever sizes their
+        starts happen to equal."""
+        n = int(n)
+        if self.literal or -2 < n < 2:
+            return literal(n)
+        return self.offsets.setdefault(n, f"S{len(self.offsets)}")
+
+    def span_note(self, span) -> str:
+        """A slice's `Span` in a comment: its start named as the code names it, and its length
+        (`S0:+200`, which `comment` then writes `S0:+N0`)."""
+        step = f":{span.step}" if span.step != 1 else ""
+        return f"{self.offset(span.start)}:+{span.count}{step}"
 
     def number(self, value) -> str:
         """A scalar constant of the traced function (an `ir.Lit`)."""
@@ -171,13 +190,14 @@ class Lifted:
 
     def values(self) -> tuple:
         """The kernel's `lifted` argument."""
-        return (*self.ints, *self.floats)
+        return (*self.ints, *self.offsets, *self.floats)
 
     def names(self) -> dict:
-        return {**{v: k for k, v in self.ints.items()}, **{v: k for k, v in self.floats.items()}}
+        return {**{v: k for k, v in self.ints.items()}, **{v: k for k, v in self.offsets.items()},
+                **{v: k for k, v in self.floats.items()}}
 
     def unpack(self) -> str:
-        names = [*self.ints.values(), *self.floats.values()]
+        names = [*self.ints.values(), *self.offsets.values(), *self.floats.values()]
         return f"{', '.join(names)}, = lifted" if names else ""
 
     def comment(self, text: str) -> str:
@@ -208,7 +228,7 @@ def shape_code(shape, lift: Lifted) -> str:
 
 def _affine(start: int, step: int, index: str, lift: Lifted) -> str:
     if index.isdigit():
-        return lift.size(start + step * int(index))
+        return lift.offset(start + step * int(index))
     m = re.fullmatch(r"(i\d+)(?: ([+-]) (\d+))?", index)
     if m and m.group(2):  # fold the offset: start + step * (i + c)
         c = int(m.group(3)) * (1 if m.group(2) == "+" else -1)
@@ -222,8 +242,8 @@ def _affine(start: int, step: int, index: str, lift: Lifted) -> str:
     if start == 0:
         return term
     if term.startswith("-"):
-        return f"{lift.size(start)} + {term}"
-    return f"{term} + {lift.size(start)}" if start > 0 else f"{term} - {lift.size(-start)}"
+        return f"{lift.offset(start)} + {term}"
+    return f"{term} + {lift.offset(start)}" if start > 0 else f"{term} - {lift.offset(-start)}"
 
 
 def _broadcast_index(index: tuple, out_shape, in_shape) -> tuple:
@@ -596,8 +616,7 @@ class KernelWriter:
             perm = stmt.params["perm"]
             rhs = f"{x.name}.T" if perm == (1, 0) else f"np.transpose({x.name}, {perm})"
         elif stmt.prim is Prim.slice:
-            index = numpy_index(stmt.params["index"])
-            rhs = f"{x.name}[{', '.join(_slice_code(i, self.lift) for i in index)}]"
+            rhs = f"{x.name}[{', '.join(_span_code(i, self.lift) for i in stmt.params['index'])}]"
         elif stmt.prim is Prim.matmul:
             dtype = stmt.out.dtype
             if dtype.kind in "biu":  # BLAS has no integer product: float64, cast back
@@ -626,15 +645,15 @@ class KernelWriter:
             args += [_static_code(stmt.params[k]) for k in op.static]
             outs = ", ".join(v.name for v in stmt.outs)  # the kernel returns a tuple if several
             call = f"{function_ref(op.kernel)}({', '.join(args)})"
-            self.out(1, f"{outs} = {call}  # {_note(format_stmt(stmt))}")
+            self.out(1, f"{outs} = {call}  # {_note(format_stmt(stmt, self.lift.span_note))}")
             return
         elif stmt.prim in CONTROL:
-            self.out(1, f"# {_note(format_stmt(stmt))}")
+            self.out(1, f"# {_note(format_stmt(stmt, self.lift.span_note))}")
             return {Prim.while_loop: self.while_loop, Prim.scan: self.scan,
                     Prim.cond: self.cond}[stmt.prim](stmt, [self._atom(a) for a in stmt.inputs])
         else:
             raise JitgradInternalError(f"no code for {format_stmt(stmt)}")
-        self.out(1, f"{stmt.out.name} = {rhs}  # {_note(format_stmt(stmt))}")
+        self.out(1, f"{stmt.out.name} = {rhs}  # {_note(format_stmt(stmt, self.lift.span_note))}")
 
     # --- control flow -------------------------------------------------------------------------
     def while_loop(self, stmt, ops) -> None:
@@ -809,7 +828,7 @@ class KernelWriter:
         space is cut into segments in which the same sinks are active, so no loop has branches."""
         k, space = len(shape), loop.space
         self.out(1, "# " + _note(f"loop over {space}, as a gather over {shape}: "
-                                 + "; ".join(_describe(s) for s in loop.sinks)))
+                                 + "; ".join(_describe(s, self.lift) for s in loop.sinks)))
         accumulators = {}
         for sink in loop.sinks:
             var = sink.var
@@ -947,7 +966,7 @@ class KernelWriter:
             target = [_affine(s.start, s.step, next(it), self.lift) if isinstance(s, Span)
                       else self.lift.size(s) for s in stmt.params["index"]]
             inner.append(f"{var.name}[{', '.join(target)}] += {value}")
-            return f"{var.name} = {format_stmt(stmt).split(' = ', 1)[1]}"
+            return f"{var.name} = {format_stmt(stmt, self.lift.span_note).split(' = ', 1)[1]}"
         return self.reduction(sink, body, post, index)
 
     def row_product(self, sink: Sink, body: _LoopBody, index) -> str:
@@ -1029,7 +1048,7 @@ class KernelWriter:
                         f"{dtype_code(dtype)})")
             target = f"{var.name}[{', '.join(out_index)}]"
             body.lines[k].append(update.format(acc=target, v=value))
-        return f"{var.name} = {format_stmt(stmt).split(' = ', 1)[1]}"
+        return f"{var.name} = {format_stmt(stmt, self.lift.span_note).split(' = ', 1)[1]}"
 
 
 def _row(var):
@@ -1060,10 +1079,10 @@ def _reduction_code(prim, dtype) -> tuple[str, str]:
     return init, "{acc} = " + ("np.maximum" if is_max else "np.minimum") + "({acc}, {v})"
 
 
-def _describe(sink: Sink) -> str:
+def _describe(sink: Sink, lift: Lifted) -> str:
     if sink.kind == "store":
         return f"store {sink.var.name}"
-    return f"{sink.var.name} = {format_stmt(sink.stmt).split(' = ', 1)[1]}"
+    return f"{sink.var.name} = {format_stmt(sink.stmt, lift.span_note).split(' = ', 1)[1]}"
 
 
 def _gather_plan(loop: Loop):
@@ -1096,6 +1115,17 @@ def _buffer_root(sink: Sink, loop: Loop) -> Var:
     while sink.inplace and sink.stmt.inputs[0] in outs:
         sink = outs[sink.stmt.inputs[0]]
     return sink.var
+
+
+def _span_code(s, lift: Lifted) -> str:
+    """A basic index's entry as NumPy code: a Span from its named start (its stop is the start
+    and its length, not a number of its own), or an integer."""
+    if isinstance(s, Span) and s.step > 0:
+        start = lift.offset(s.start)
+        length = lift.size(s.step * s.count)
+        stop = length if start == "0" else f"{start} + {length}"
+        return f"{'' if start == '0' else start}:{stop}" + (f":{s.step}" if s.step != 1 else "")
+    return _slice_code(numpy_index((s,))[0], lift)
 
 
 def _slice_code(s, lift: Lifted) -> str:
@@ -1146,7 +1176,7 @@ def generate(schedule: Schedule, name: str = "kernel", note: str = "",
                             budget=_Budget(max_lines)).function(name)
     finally:
         sys.setrecursionlimit(limit)
-    graph_text = format_graph(schedule.graph)
+    graph_text = format_graph(schedule.graph, span=lift.span_note)
     ops = _ops(schedule.graph)
     # The first two lines are fixed text (Python reads an encoding cookie there), and every
     # comment line is printable ASCII: a user's function name or note cannot become code.

@@ -95,13 +95,13 @@ class Graph:
 # ------------------------------------------------------------------------------------------------
 
 
-def _format_param(value) -> str:
+def _format_param(value, span=str) -> str:
     if isinstance(value, Graph):
         return f"{{{value.name}}}"  # printed in full below the statement
     if isinstance(value, np.dtype):
         return value.name
     if isinstance(value, tuple) and any(isinstance(v, Span) for v in value):
-        return "[" + ", ".join(map(str, value)) + "]"
+        return "[" + ", ".join(span(v) if isinstance(v, Span) else str(v) for v in value) + "]"
     return repr(value)
 
 
@@ -133,29 +133,30 @@ class Span(tuple):
     __str__ = __repr__
 
 
-def format_stmt(stmt: Stmt) -> str:
+def format_stmt(stmt: Stmt, span=str) -> str:
+    """One statement as text; `span` formats a slice's `Span`s (codegen names their starts)."""
     outs = ", ".join(f"{v.name}:{v.type_str()}" for v in stmt.outs)
     params, name = stmt.params, stmt.prim.name
     if "op" in params:  # an op of a family (ops.py) prints as itself
         params, name = {k: v for k, v in params.items() if k != "op"}, repr(params["op"])
     text = ""
     if params:
-        text = "[" + ", ".join(f"{k}={_format_param(v)}" for k, v in params.items()) + "]"
+        text = "[" + ", ".join(f"{k}={_format_param(v, span)}" for k, v in params.items()) + "]"
     args = " ".join(repr(a) for a in stmt.inputs)
     return f"{outs} = {name}{text} {args}".rstrip()
 
 
-def format_graph(graph: Graph, indent: str = "") -> str:
+def format_graph(graph: Graph, indent: str = "", span=str) -> str:
     ins = ", ".join(f"{v.name}:{v.type_str()}" for v in graph.inputs)
     lines = [f"{indent}def {graph.name}({ins}):"]
     if graph.consts:
         consts = ", ".join(f"{v.name}:{v.type_str()}" for v in graph.consts)
         lines.append(f"{indent}  consts {consts}")
     for stmt in graph.stmts:
-        lines.append(f"{indent}  {format_stmt(stmt)}")
+        lines.append(f"{indent}  {format_stmt(stmt, span)}")
         for value in stmt.params.values():
             if isinstance(value, Graph):  # regions (loop bodies, branches), nested in place
-                lines.append(format_graph(value, indent + "    "))
+                lines.append(format_graph(value, indent + "    ", span))
     lines.append(f"{indent}  return " + ", ".join(repr(a) for a in graph.outputs))
     return "\n".join(lines)
 

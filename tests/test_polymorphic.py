@@ -116,6 +116,28 @@ def test_minibatches_of_every_size_compile_once(kernels):
     assert len(kernels) == 1 and _compiles(kernels) == 1
 
 
+def test_minibatches_sliced_at_any_start_share_one_kernel(kernels):
+    # autograd's VAE and GAN slice the batch `data[k*b:(k+1)*b]`: a start is named apart from
+    # the sizes, so starts that equal a size (k*b = b, or a layer's width) change no code.
+    # Only the start 0 is left out of the code, so it gets a kernel of its own.
+    rng = numpy.random.default_rng(1)
+    data = rng.standard_normal((600, 20))
+    W = rng.standard_normal((20, 100)) * 0.1
+
+    def loss(w, k):
+        batch = data[k * 100:(k + 1) * 100]
+        return np.sum(np.tanh(batch @ w) ** 2) + np.sum(data[k * 100 + 50, 3:5] * w[0, :2])
+
+    g = jitgrad.grad(loss)
+    for k in (0, 1, 2, 3, 4, 5, 1):
+        batch = data[k * 100:(k + 1) * 100]
+        t = numpy.tanh(batch @ W)
+        expected = batch.T @ (2 * t * (1 - t ** 2))
+        expected[0, :2] += data[k * 100 + 50, 3:5]
+        numpy.testing.assert_allclose(g(W, k), expected, rtol=1e-12, atol=1e-14)
+    assert len(kernels) == 2 and _compiles(kernels) == 2
+
+
 def test_sizes_that_coincide_get_their_own_kernel_and_stay_right(kernels):
     # At n = 4 the two sizes are equal, so the code names them once: another kernel, whose
     # numbers are still this trace's own.

@@ -850,7 +850,7 @@ class _GradFunction:
             # differ in a shape or dtype, which the graph shows.  The key costs about 6 µs a
             # statement: 0.7 s for autograd's fluidsim.)
             gkey = _traced_key(traced, mode) if self._static_leaves(args, kwargs) else None
-            same = self._by_graph.get(gkey) if gkey is not None else None
+            same = self._by_graph.get(gkey, (None,))[0] if gkey is not None else None
             if same is not None and (same.current is None or same.current()):
                 same.renew(traced[4])  # this trace's random draws, for this call
                 self._entries[key] = same
@@ -936,7 +936,8 @@ class _GradFunction:
             if gkey is not None:
                 if len(self._by_graph) >= MAX_SIGNATURES:
                     self._by_graph.pop(next(iter(self._by_graph)))
-                self._by_graph[gkey] = entry
+                # (With the captured arrays: the key has their ids, which must stay theirs.)
+                self._by_graph[gkey] = (entry, traced[1])
             hot = self._fast_ok and len(args) == 1 and not kwargs and threshold != math.inf
             # The hot path's keys: the shape of a float64 array (not 0-d: kernels take 0-d
             # values as scalars), or the type of a float (NumPy's float64 is one too; both get
@@ -1196,8 +1197,8 @@ class _Tiered:
 def _traced_key(traced, mode):
     """What a traced function computes, as a hashable key (None: no sharing): the graph exactly
     (`_exact_graph`), the identity of the constants it captured (random draws by what drew
-    them; the entry this keys holds them, so their ids stay theirs), the watches, the structure
-    of the output."""
+    them, with exact arguments; whoever keeps the key keeps the constants, so that their ids
+    stay theirs), the watches, the structure of the output."""
     graph, consts, wrt, watches, draws, out_tree = traced
     if any(isinstance(d[3], Made) for d in draws) or ("retrace",) in watches:
         return None
@@ -1205,8 +1206,9 @@ def _traced_key(traced, mode):
     try:
         key = (mode, _exact_graph(graph), wrt, repr(out_tree),
                 tuple(("drawn",) if id(c) in drawn else id(c) for c in consts),
-                tuple((getattr(f, "__func__", f), id(getattr(f, "__self__", None)), repr(a),
-                       repr(sorted(k.items()))) for f, a, k, _ in draws),
+                tuple((getattr(f, "__func__", f), id(getattr(f, "__self__", None)),
+                       _exact(tuple(a)), _exact(dict(sorted(k.items()))))
+                      for f, a, k, _ in draws),
                 tuple(watches))
         hash(key)
     except Exception:  # noqa: BLE001 (a parameter that cannot be a key: no sharing)
